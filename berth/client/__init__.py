@@ -1,0 +1,1 @@
+"""Engine API client (stdlib only, imported lazily by the CLI): see :mod:`berth.client.api`."""
