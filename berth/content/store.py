@@ -98,6 +98,11 @@ class BlobWriter:
     def digest(self) -> str:
         return "sha256:" + self._h.hexdigest()
 
+    def reopen(self) -> BinaryIO:
+        """Read back what was written so far (before commit), e.g. to unpack it."""
+        self._f.flush()
+        return open(self._tmp, "rb")
+
     def commit(self) -> tuple[str, int]:
         """Verify and move into place; return ``(digest, size)``."""
         digest = self.digest

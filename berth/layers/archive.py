@@ -277,7 +277,10 @@ class _Unpacker:
     def finish_dirs(self, dirs: list[tuple[list[str], tarfile.TarInfo]]) -> None:
         """Set directory metadata last (creating children changes a dir's mtime)."""
         for parts, ti in reversed(dirs):
-            fd = self.open_dir(parts, create=False, member=ti.name)
+            try:
+                fd = self.open_dir(parts, create=False, member=ti.name)
+            except (InvalidArgument, FileNotFoundError):
+                continue  # replaced or removed by a later member
             try:
                 if not parts:
                     os.fchown(fd, ti.uid, ti.gid)
