@@ -1,0 +1,562 @@
+"""The containers service: create, start, stop, kill, wait, rm, attach, logs, ... behind the API.
+
+Containers live in ``<data-root>/containers/<id>/`` (container.json, state.json, the OCI bundle,
+the read-write layer, the json-file log). Each running container has a monitor process (see
+``monitor``) that the service reaches over a unix socket in ``<exec-root>/m/``; the service keeps
+one connection per monitor open to learn of the exit, and finds monitors again after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal as _signal
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from berth.containers import createopts, names, views
+from berth.containers.attach import AttachSession
+from berth.containers.etcfiles import write_etc_files
+from berth.containers.logfile import Entry, read_entries
+from berth.containers.model import CREATED, EXITED, REMOVING, RUNNING, Container
+from berth.containers.monitor import MonitorSpec
+from berth.containers.spawner import ForkServer, monitor_call, monitor_request
+from berth.errors import Conflict, InvalidArgument, NotFound, NotModified, StartError
+from berth.util import read_json, rfc3339_now
+
+log = logging.getLogger("berth.containers")
+
+CGROUP_PARENT = "/berth"
+
+
+def parse_signal(value: str | int | None, default: int = _signal.SIGKILL) -> int:
+    """SIGKILL, KILL, kill and 9 are all the same signal (the CLI sends names without SIG)."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(getattr(_signal.Signals, name))
+    except AttributeError:
+        raise InvalidArgument(f"Invalid signal: {value}") from None
+
+
+def proc_start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None  # a zombie is gone for our purposes (PID 1 of this VM reaps late)
+    return int(fields[19])
+
+
+class ContainerService:
+    """All containers of one daemon. Create with ``await ContainerService.open(...)``."""
+
+    def __init__(self, data_root: Path, exec_root: Path, images: Any, layers: Any,
+                 forkserver: ForkServer, events: Any = None) -> None:
+        self.root = data_root / "containers"
+        self.sock_dir = exec_root / "m"
+        self.images = images
+        self.layers = layers
+        self.forkserver = forkserver
+        self.events = events
+        self.containers: dict[str, Container] = {}
+        self.names: dict[str, str] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self.execs: Any = None  # set by the daemon (ExecService)
+
+    # -- lookup ---------------------------------------------------------------------------
+    def get(self, ref: str) -> Container:
+        """By full id, name (with or without /) or unique id prefix, like dockerd."""
+        ref = ref or ""
+        if ref in self.containers:
+            return self.containers[ref]
+        cid = self.names.get(ref.lstrip("/"))
+        if cid:
+            return self.containers[cid]
+        if ref:
+            found = [c for cid, c in self.containers.items() if cid.startswith(ref)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise InvalidArgument(f"Multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def image_in_use(self, image_id: str) -> str | None:
+        for c in self.containers.values():
+            if c.ImageID == image_id:
+                return c.Id
+        return None
+
+    def sock_path(self, c: Container) -> str:
+        return str(self.sock_dir / f"{c.Id[:24]}.sock")
+
+    # -- start-up -------------------------------------------------------------------------
+    async def recover(self) -> None:
+        """Load every container; reconnect to the monitors of running ones, note the exits of
+        containers that died while the daemon was away, drop half-created leftovers."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.sock_dir.mkdir(parents=True, exist_ok=True)
+        for cdir in sorted(self.root.iterdir()):
+            config = read_json(cdir / "container.json")
+            if not config:
+                shutil.rmtree(cdir, ignore_errors=True)
+                continue
+            c = Container.load(cdir, config, read_json(cdir / "state.json"))
+            self.containers[c.Id] = c
+            self.names[c.Name.lstrip("/")] = c.Id
+            if c.state.Status == REMOVING:
+                await self._remove(c)
+                continue
+            if not c.state.Running:
+                continue
+            alive = proc_start_time(c.state.monitor_pid) == c.state.monitor_start_time
+            if alive:
+                try:
+                    reader, writer = await monitor_request(self.sock_path(c), {"op": "wait"})
+                    self._spawn(self._watch(c, reader, writer))
+                    continue
+                except OSError:
+                    pass
+            exit_info = read_json(cdir / "exit.json") or {"exit_code": 255, "finished_at": rfc3339_now()}
+            await self._on_exit(c, exit_info)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _event(self, c: Container, action: str, **attrs: str) -> None:
+        if self.events:
+            self.events.container(c, action, attrs)
+
+    # -- create ---------------------------------------------------------------------------
+    async def create(self, name: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        image_ref = body.get("Image") or ""
+        if not image_ref:
+            raise InvalidArgument("config cannot be empty in order to create a container")
+        if name:
+            name = names.validate_name(name)
+            if name in self.names:
+                raise Conflict(
+                    f'Conflict. The container name "/{name}" is already in use by container '
+                    f'"{self.names[name]}". You have to remove (or rename) that container to be '
+                    "able to reuse that name.")
+        image = await asyncio.to_thread(self.images.resolve, image_ref)
+        image_config = (image.config or {}).get("config") or {}
+        config = createopts.merge_config(body, image_config)
+        host_config = createopts.host_config(body)
+        cid = secrets.token_hex(32)
+        while cid in self.containers or cid[:12].isdigit():
+            cid = secrets.token_hex(32)
+        if not name:
+            name = names.random_name(set(self.names))
+        config["Image"] = image_ref
+        config["Hostname"] = config.get("Hostname") or cid[:12]
+        path, args = createopts.command_of(config)
+        c = Container(Id=cid, Name="/" + name, Created=rfc3339_now(), Image=image_ref,
+                      ImageID=image.id, Config=config, HostConfig=host_config, Path=path, Args=args)
+        c.dir = self.root / cid
+        self.names[name] = cid  # reserve before the first await below
+        try:
+            await asyncio.to_thread(self._make_dirs, c)
+        except BaseException:
+            self.names.pop(name, None)
+            shutil.rmtree(c.dir, ignore_errors=True)
+            raise
+        self.containers[cid] = c
+        self._event(c, "create")
+        return {"Id": cid, "Warnings": []}
+
+    @staticmethod
+    def _make_dirs(c: Container) -> None:
+        tmp = c.dir.with_name(".tmp-" + c.Id)
+        (tmp / "rw" / "upper").mkdir(parents=True)
+        (tmp / "rw" / "work").mkdir()
+        (tmp / "bundle" / "rootfs").mkdir(parents=True)
+        c.dir = tmp
+        c.save_state()
+        c.save_config()
+        final = tmp.with_name(c.Id)
+        os.rename(tmp, final)  # a container exists once its directory has its final name
+        c.dir = final
+
+    # -- start ----------------------------------------------------------------------------
+    async def start(self, ref: str) -> None:
+        c = self.get(ref)
+        async with c.lock:
+            if c.state.Running:
+                raise NotModified("container already started")
+            if c.state.Status == REMOVING:
+                raise Conflict(f"container {c.Id} is marked for removal and cannot be started")
+            await self._start(c)
+
+    async def _start(self, c: Container) -> None:
+        image = await asyncio.to_thread(self.images.resolve, c.ImageID)
+        spec_dict, mounts = await asyncio.to_thread(self._prepare_bundle, c, image)
+        sock = self.sock_path(c)
+        try:
+            os.unlink(c.dir / "exit.json")
+        except FileNotFoundError:
+            pass
+        cfg = c.Config
+        mspec = MonitorSpec(
+            kind="container", state_dir=str(c.dir), tty=bool(cfg.get("Tty")),
+            open_stdin=bool(cfg.get("OpenStdin")), stdin_once=bool(cfg.get("StdinOnce")),
+            console_size=list(c.HostConfig.get("ConsoleSize") or [0, 0]), log_path=str(c.log_path),
+            bundle=str(c.dir / "bundle"), rootfs_mounts=mounts,
+        )
+        mon = await self.forkserver.spawn(sock, asdict(mspec))
+        pending, c.pending_attaches = c.pending_attaches, []
+        for session in pending:
+            await session.connect(sock)
+        reader, writer = await monitor_request(sock, {"op": "start"})
+        line = await reader.readline()
+        reply = json.loads(line) if line else {"error": "container monitor exited", "exit_code": 128}
+        if "error" in reply:
+            writer.close()
+            c.state.ExitCode = int(reply.get("exit_code", 128))
+            c.state.Error = reply["error"]
+            if c.state.Status != CREATED:
+                c.state.Status = EXITED
+                c.state.FinishedAt = rfc3339_now()
+            c.save_state()
+            raise StartError(reply["error"], c.state.ExitCode)
+        s = c.state
+        s.Status, s.Running, s.Paused, s.OOMKilled, s.Dead = RUNNING, True, False, False, False
+        s.Pid, s.pid_start_time = reply["pid"], reply["start_time"]
+        s.monitor_pid, s.monitor_start_time = mon["pid"], mon["start_time"]
+        s.ExitCode, s.Error, s.StartedAt = 0, "", rfc3339_now()
+        c.save_state()
+        self._event(c, "start")
+        self._spawn(self._watch(c, reader, writer))
+
+    def _prepare_bundle(self, c: Container, image: Any) -> tuple[dict, list[dict]]:
+        from berth.runtime.spec import generate_spec
+
+        for sub in ("rw/upper", "rw/work", "bundle/rootfs"):
+            (c.dir / sub).mkdir(parents=True, exist_ok=True)
+        etc = write_etc_files(c.dir, c.Config.get("Hostname") or c.Id[:12], c.Config.get("Domainname") or "")
+        spec = generate_spec(
+            container_id=c.Id, config=c.Config, host_config=c.HostConfig,
+            hostname_path=str(etc["hostname"]), hosts_path=str(etc["hosts"]),
+            resolv_path=str(etc["resolv"]), cgroups_path=f"{CGROUP_PARENT}/{c.Id}",
+        )
+        from berth.util import atomic_write_json
+
+        atomic_write_json(c.dir / "bundle" / "config.json", spec)
+        mounts = self.layers.overlay_mounts(image.lower_dirs, c.dir / "rw" / "upper", c.dir / "rw" / "work")
+        return spec, mounts
+
+    async def _watch(self, c: Container, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+        except (OSError, asyncio.IncompleteReadError):
+            line = b""
+        finally:
+            writer.close()
+        info = json.loads(line) if line.strip() else None
+        if info is None:
+            # The monitor died without a word; exit.json may still say what happened.
+            for _ in range(50):
+                info = read_json(c.dir / "exit.json")
+                if info or proc_start_time(c.state.monitor_pid) != c.state.monitor_start_time:
+                    break
+                await asyncio.sleep(0.1)
+            info = info or {"exit_code": 255, "finished_at": rfc3339_now()}
+        await self._on_exit(c, info)
+
+    async def _on_exit(self, c: Container, info: dict[str, Any]) -> None:
+        s = c.state
+        s.Status, s.Running, s.Paused, s.Pid = EXITED, False, False, 0
+        s.ExitCode = int(info.get("exit_code", 255))
+        s.OOMKilled = bool(info.get("oom_killed"))
+        s.FinishedAt = info.get("finished_at") or rfc3339_now()
+        s.pid_start_time = s.monitor_pid = s.monitor_start_time = 0
+        if c.Id in self.containers:
+            c.save_state()
+        self._event(c, "die", exitCode=str(s.ExitCode))
+        waiters, c.exit_waiters = c.exit_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(s.ExitCode)
+        if c.HostConfig.get("AutoRemove") and c.Id in self.containers:
+            await self._remove(c)
+
+    # -- signals, stop, restart --------------------------------------------------------------
+    def _exit_future(self, c: Container) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        c.exit_waiters.append(fut)
+        return fut
+
+    def _signal(self, c: Container, sig: int) -> None:
+        from berth.runtime.process import signal_process
+
+        if c.state.Pid:
+            signal_process(c.state.Pid, c.state.pid_start_time, sig)
+
+    async def kill(self, ref: str, signal: str | None = None) -> None:
+        c = self.get(ref)
+        sig = parse_signal(signal)
+        if not c.state.Running:
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.Id} is not running")
+        self._event(c, "kill", signal=str(sig))
+        if sig == _signal.SIGKILL and c.state.Paused:
+            await self._thaw(c)
+        self._signal(c, sig)
+
+    async def stop(self, ref: str, timeout: int | None = None) -> None:
+        c = self.get(ref)
+        if not c.state.Running:
+            raise NotModified("container already stopped")
+        await self._stop(c, timeout)
+        self._event(c, "stop")
+
+    async def _stop(self, c: Container, timeout: int | None) -> None:
+        if timeout is None:
+            timeout = c.Config.get("StopTimeout")
+            timeout = 10 if timeout is None else int(timeout)
+        fut = self._exit_future(c)
+        sig = parse_signal(c.Config.get("StopSignal") or "SIGTERM")
+        if c.state.Paused:
+            await self._thaw(c)
+        self._event(c, "kill", signal=str(sig))
+        self._signal(c, sig)
+        try:
+            if timeout < 0:
+                await asyncio.shield(fut)
+            else:
+                await asyncio.wait_for(asyncio.shield(fut), timeout)
+            return
+        except TimeoutError:
+            pass
+        self._event(c, "kill", signal=str(int(_signal.SIGKILL)))
+        self._signal(c, _signal.SIGKILL)
+        await asyncio.wait_for(asyncio.shield(fut), 30)
+
+    async def restart(self, ref: str, timeout: int | None = None) -> None:
+        c = self.get(ref)
+        async with c.lock:
+            if c.state.Running:
+                await self._stop(c, timeout)
+            await self._start(c)
+        self._event(c, "restart")
+
+    # -- remove ---------------------------------------------------------------------------
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        c = self.get(ref)
+        if c.state.Running:
+            if not force:
+                raise Conflict(
+                    f"You cannot remove a running container {c.Id}. Stop the container before "
+                    "attempting removal or force remove")
+            fut = self._exit_future(c)
+            self._signal(c, _signal.SIGKILL)
+            if c.state.Paused:
+                await self._thaw(c)
+            await asyncio.wait_for(fut, 30)
+        if c.Id in self.containers:
+            await self._remove(c)
+
+    async def _remove(self, c: Container) -> None:
+        if c.state.Status == REMOVING and c.Id not in self.containers:
+            return
+        c.state.Status = REMOVING
+        try:
+            c.save_state()
+        except OSError:
+            pass
+        from berth.runtime.process import delete_container
+
+        def cleanup() -> None:
+            delete_container(c.dir / "bundle")
+            shutil.rmtree(c.dir, ignore_errors=True)
+
+        await asyncio.to_thread(cleanup)
+        try:
+            os.unlink(self.sock_path(c))
+        except FileNotFoundError:
+            pass
+        self.containers.pop(c.Id, None)
+        if self.names.get(c.Name.lstrip("/")) == c.Id:
+            del self.names[c.Name.lstrip("/")]
+        if self.execs:
+            self.execs.forget_container(c)
+        self._event(c, "destroy")
+        waiters, c.removed_waiters = c.removed_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(c.state.ExitCode)
+
+    # -- wait -----------------------------------------------------------------------------
+    def wait_future(self, ref: str, condition: str = "not-running") -> tuple[Container, asyncio.Future]:
+        """A future of the exit code, registered now (so a later start cannot race it)."""
+        c = self.get(ref)
+        loop = asyncio.get_running_loop()
+        if condition in ("", "not-running"):
+            if not c.state.Running:
+                fut = loop.create_future()
+                fut.set_result(c.state.ExitCode)
+                return c, fut
+            return c, self._exit_future(c)
+        if condition == "next-exit":
+            return c, self._exit_future(c)
+        if condition == "removed":
+            fut = loop.create_future()
+            c.removed_waiters.append(fut)
+            return c, fut
+        raise InvalidArgument(f"invalid condition: {condition!r}")
+
+    # -- read-only views ------------------------------------------------------------------
+    def list(self, all: bool = False, limit: int | None = None,
+             filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        out = []
+        now = views.now()
+        for c in views.sort_newest_first(list(self.containers.values())):
+            if not all and not c.state.Running and not (filters or {}).get("status"):
+                continue
+            if filters and not views.matches(c, filters):
+                continue
+            out.append(views.summary(c, now))
+        if limit is not None and limit > 0:
+            out = out[:limit]
+        return out
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        c = self.get(ref)
+        return views.inspect(c, sorted(c.exec_ids))
+
+    # -- attach, resize, logs -----------------------------------------------------------------
+    async def attach(self, ref: str, session: AttachSession) -> None:
+        """Run an attach session until the process exits or the client goes away."""
+        c = self.get(ref)
+        session.tty = bool(c.Config.get("Tty"))
+        if c.state.Running:
+            await session.connect(self.sock_path(c))
+        elif c.state.Status == CREATED or c.state.FinishedAt:
+            c.pending_attaches.append(session)  # connected by the next start
+        self._event(c, "attach")
+        try:
+            await session.wait()
+        finally:
+            if session in c.pending_attaches:
+                c.pending_attaches.remove(session)
+            session.close()
+
+    async def resize(self, ref: str, h: int, w: int) -> None:
+        c = self.get(ref)
+        if not c.state.Running:
+            raise Conflict(f"Container {c.Id} is not running")
+        try:
+            await monitor_call(self.sock_path(c), {"op": "resize", "h": h, "w": w})
+        except OSError:
+            pass
+
+    async def logs(self, ref: str, follow: bool = False) -> AsyncIterator[Entry]:
+        """Entries of the container's log, oldest first; with ``follow``, on until it stops."""
+        c = self.get(ref)
+        offset = 0
+        while True:
+            running = c.state.Running
+            entries, offset = await asyncio.to_thread(read_entries, str(c.log_path), offset)
+            for e in entries:
+                yield e
+            if not follow or not running:
+                return
+            fut = self._exit_future(c)
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), 0.2)
+            except TimeoutError:
+                pass
+            finally:
+                if fut in c.exit_waiters and not fut.done():
+                    c.exit_waiters.remove(fut)
+
+    # -- pause, rename, top ------------------------------------------------------------------
+    def _cgroup(self, c: Container) -> Any:
+        from berth.runtime.cgroups import open_cgroup
+
+        return open_cgroup(f"{CGROUP_PARENT}/{c.Id}")
+
+    async def _thaw(self, c: Container) -> None:
+        await asyncio.to_thread(self._cgroup(c).thaw)
+        c.state.Paused = False
+        c.state.Status = RUNNING if c.state.Running else c.state.Status
+
+    async def pause(self, ref: str) -> None:
+        c = self.get(ref)
+        if not c.state.Running:
+            raise Conflict(f"Container {c.Id} is not running")
+        if c.state.Paused:
+            raise Conflict(f"Container {c.Id} is already paused")
+        await asyncio.to_thread(self._cgroup(c).freeze)
+        c.state.Paused, c.state.Status = True, "paused"
+        c.save_state()
+        self._event(c, "pause")
+
+    async def unpause(self, ref: str) -> None:
+        c = self.get(ref)
+        if not c.state.Paused:
+            raise Conflict(f"Container {c.Id} is not paused")
+        await self._thaw(c)
+        c.save_state()
+        self._event(c, "unpause")
+
+    async def rename(self, ref: str, new_name: str) -> None:
+        c = self.get(ref)
+        new = names.validate_name(new_name)
+        old = c.Name.lstrip("/")
+        if new == old:
+            raise InvalidArgument("Renaming a container with the same name as its current name")
+        if new in self.names:
+            raise Conflict(f'Conflict. The container name "/{new}" is already in use by container '
+                           f'"{self.names[new]}". You have to remove (or rename) that container to '
+                           "be able to reuse that name.")
+        del self.names[old]
+        self.names[new] = c.Id
+        c.Name = "/" + new
+        c.save_config()
+        self._event(c, "rename", oldName="/" + old)
+
+    async def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
+        c = self.get(ref)
+        if not c.state.Running:
+            raise Conflict(f"Container {c.Id} is not running")
+        pids = set(await asyncio.to_thread(self._cgroup(c).procs))
+        proc = await asyncio.create_subprocess_exec(
+            "ps", *(ps_args or "-ef").split(), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        if proc.returncode:
+            raise InvalidArgument(f"Error running ps: {err.decode().strip()}")
+        lines = out.decode().splitlines()
+        titles = lines[0].split()
+        if "PID" not in titles:
+            raise InvalidArgument("Couldn't find PID field in ps output")
+        pid_col = titles.index("PID")
+        procs = []
+        for line in lines[1:]:
+            fields = line.split(None, len(titles) - 1)
+            if len(fields) > pid_col and fields[pid_col].isdigit() and int(fields[pid_col]) in pids:
+                procs.append(fields)
+        return {"Titles": titles, "Processes": procs}
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
