@@ -1,0 +1,309 @@
+"""Real containers from busybox: start, exec, limits, terminal, cleanup. Needs root."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from berth.errors import StartError
+from berth.runtime import cgroups
+from berth.runtime.process import (
+    Stdio,
+    delete_container,
+    exec_process,
+    signal_process,
+    start_container,
+)
+from berth.runtime.spec import exec_process as exec_spec
+from berth.runtime.spec import generate_spec
+
+BUSYBOX = "/bin/busybox"
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(not os.path.exists(BUSYBOX), reason="needs busybox"),
+]
+
+APPLETS = ["sh", "echo", "cat", "ls", "ps", "hostname", "id", "sleep", "mount", "grep", "tty", "touch",
+           "seq", "head", "tail", "stty", "true", "false", "wc", "env", "pwd", "readlink", "stat", "mkdir"]
+
+
+@pytest.fixture(scope="session")
+def lower(tmp_path_factory) -> Path:
+    """An image-like lower dir: busybox, its applets, /etc/passwd and /etc/group."""
+    d = tmp_path_factory.mktemp("lower")
+    (d / "bin").mkdir()
+    os.link(BUSYBOX, d / "bin/busybox") if os.stat(BUSYBOX).st_dev == os.stat(d).st_dev else \
+        (d / "bin/busybox").write_bytes(Path(BUSYBOX).read_bytes())
+    os.chmod(d / "bin/busybox", 0o755)
+    for a in APPLETS:
+        os.symlink("busybox", d / "bin" / a)
+    (d / "etc").mkdir()
+    (d / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    (d / "etc/group").write_text("root:x:0:\nnogroup:x:65534:\ntty:x:5:\n")
+    for sub in ("root", "tmp", "proc", "sys", "dev"):
+        (d / sub).mkdir()
+    return d
+
+
+class Box:
+    """A bundle with an overlay rootfs, plus everything it started, so the test can clean up."""
+
+    def __init__(self, tmp: Path, lower: Path) -> None:
+        self.id = "t" + uuid.uuid4().hex[:12]
+        self.bundle = tmp / "bundle"
+        (self.bundle / "rootfs").mkdir(parents=True)
+        self.upper, self.work = tmp / "upper", tmp / "work"
+        self.upper.mkdir()
+        self.work.mkdir()
+        self.lower = lower
+        for name, text in (("hostname", "box\n"), ("hosts", "127.0.0.1 localhost\n"),
+                           ("resolv.conf", "nameserver 10.0.0.1\n")):
+            (tmp / name).write_text(text)
+        self.tmp = tmp
+        self.pids: list[int] = []
+        self.fds: list[int] = []
+
+    @property
+    def cgroups_path(self) -> str:
+        return f"/berth-test/{self.id}"
+
+    def mounts(self) -> list[dict]:
+        return [{"type": "overlay", "source": "overlay",
+                 "options": [f"lowerdir={self.lower}", f"upperdir={self.upper}", f"workdir={self.work}"]}]
+
+    def spec(self, cmd: list[str], host_config: dict | None = None, **config) -> dict:
+        config = {"Cmd": cmd, "Hostname": "box", **config}
+        s = generate_spec(container_id=self.id, config=config, host_config=host_config or {},
+                          hostname_path=str(self.tmp / "hostname"), hosts_path=str(self.tmp / "hosts"),
+                          resolv_path=str(self.tmp / "resolv.conf"), cgroups_path=self.cgroups_path)
+        (self.bundle / "config.json").write_text(json.dumps(s))
+        return s
+
+    def start(self, cmd: list[str], host_config: dict | None = None, **config):
+        self.spec(cmd, host_config, **config)
+        r, w = os.pipe()
+        self.fds.append(r)
+        try:
+            started = start_container(self.bundle, self.mounts(), Stdio(None, w, w))
+        finally:
+            os.close(w)
+        self.pids.append(started.pid)
+        if started.pty_master is not None:
+            self.fds.append(started.pty_master)
+        return started, r
+
+    def run(self, cmd: list[str], host_config: dict | None = None, **config) -> tuple[int, str]:
+        """Start, read all output, reap: (exit status as waitpid gives it, output)."""
+        started, r = self.start(cmd, host_config, **config)
+        out = read_all(r)
+        _, status = os.waitpid(started.pid, 0)
+        self.pids.remove(started.pid)
+        return status, out
+
+    def cleanup(self) -> None:
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        delete_container(self.bundle)
+
+
+def read_all(fd: int, timeout: float = 20) -> str:
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # EIO on a pty whose slave closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.fixture
+def box(tmp_path, lower):
+    b = Box(tmp_path, lower)
+    yield b
+    b.cleanup()
+    assert not cgroups.open_cgroup(b.cgroups_path).exists()
+    assert str(b.bundle) not in Path("/proc/self/mountinfo").read_text()
+
+
+def exit_code(status: int) -> int:
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_echo(box):
+    status, out = box.run(["echo", "hi"])
+    assert (exit_code(status), out) == (0, "hi\n")
+
+
+def test_exit_code_is_passed_through(box):
+    status, _ = box.run(["sh", "-c", "exit 3"])
+    assert exit_code(status) == 3
+
+
+def test_ps_shows_only_the_container(box):
+    status, out = box.run(["ps", "-o", "pid,args"])
+    lines = out.strip().splitlines()[1:]
+    assert exit_code(status) == 0
+    assert len(lines) == 1 and lines[0].split()[0] == "1" and "ps" in lines[0]
+
+
+def test_hostname_env_and_files(box):
+    status, out = box.run(["sh", "-c", "hostname; echo $HOSTNAME $HOME $PATH; cat /etc/hostname /etc/resolv.conf"])
+    assert exit_code(status) == 0
+    assert out.splitlines() == ["box", "box /root /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                "box", "nameserver 10.0.0.1"]
+
+
+def test_host_files_invisible_and_writes_go_to_upper(box, tmp_path):
+    marker = Path("/tmp") / f"berth-marker-{box.id}"
+    marker.write_text("host")
+    try:
+        status, out = box.run(["sh", "-c", f"ls {marker} 2>&1; echo data > /newfile; cat /newfile"])
+    finally:
+        marker.unlink()
+    assert "No such file" in out and out.endswith("data\n")
+    assert (box.upper / "newfile").read_text() == "data\n"
+    assert not (box.lower / "newfile").exists()
+
+
+def test_proc_masked_and_readonly(box):
+    status, out = box.run(["sh", "-c", "wc -c < /proc/kcore; echo 1 > /proc/sys/kernel/domainname && echo wrote;"
+                                       " touch /sys/x 2>&1; true"])
+    lines = out.splitlines()
+    assert lines[0].strip() == "0"
+    assert "wrote" not in out
+    assert "Read-only file system" in out
+
+
+def test_default_capabilities_like_docker(box):
+    status, out = box.run(["grep", "Cap", "/proc/self/status"])
+    caps = dict(line.split(":\t") for line in out.strip().splitlines())
+    assert caps["CapBnd"] == caps["CapEff"] == caps["CapPrm"] == "00000000a80425fb"
+    assert caps["CapInh"] == caps["CapAmb"] == "0000000000000000"
+
+
+def test_non_root_user_gets_no_effective_caps(box):
+    status, out = box.run(["sh", "-c", "id; grep CapEff /proc/self/status"], User="nobody")
+    assert "uid=65534(nobody) gid=65534(nogroup)" in out
+    assert "CapEff:\t0000000000000000" in out
+
+
+def test_missing_executable(box):
+    with pytest.raises(StartError) as ei:
+        box.start(["nosuchcmd"])
+    assert ei.value.exit_code == 127
+    assert str(ei.value) == ('failed to create shim task: OCI runtime create failed: runc create failed: unable '
+                             'to start container process: exec: "nosuchcmd": executable file not found in $PATH: '
+                             'unknown')
+
+
+def test_missing_user(box):
+    with pytest.raises(StartError) as ei:
+        box.start(["true"], User="nosuchuser")
+    assert ei.value.exit_code == 126
+    assert str(ei.value) == "unable to find user nosuchuser: no matching entries in passwd file"
+
+
+def test_workdir_is_created(box):
+    status, out = box.run(["pwd"], WorkingDir="/srv/app")
+    assert out == "/srv/app\n"
+
+
+def test_exec_joins_namespaces(box):
+    started, r = box.start(["sleep", "30"])
+    er, ew = os.pipe()
+    try:
+        proc = exec_spec(json.loads((box.bundle / "config.json").read_text())["process"],
+                         args=["sh", "-c", "hostname; ps -o pid,args | grep -c sleep; cat /proc/1/cmdline"])
+        ex = exec_process(started.pid, proc, box.cgroups_path, Stdio(None, ew, ew))
+    finally:
+        os.close(ew)
+    out = read_all(er)
+    os.close(er)
+    _, status = os.waitpid(ex.pid, 0)
+    assert exit_code(status) == 0
+    assert out.splitlines()[0] == "box"
+    assert out.splitlines()[2].startswith("sleep")
+    assert signal_process(started.pid, started.start_time, signal.SIGKILL)
+
+
+def test_exec_errors(box):
+    started, r = box.start(["sleep", "30"])
+    base = json.loads((box.bundle / "config.json").read_text())["process"]
+    with pytest.raises(StartError) as ei:
+        exec_process(started.pid, exec_spec(base, args=["x"]), box.cgroups_path, Stdio(None, None, None))
+    assert ei.value.exit_code == 127
+    assert 'exec: "x": executable file not found in $PATH' in str(ei.value)
+    with pytest.raises(StartError) as ei:
+        exec_process(started.pid, exec_spec(base, args=["true"], user="nobody2"), box.cgroups_path,
+                     Stdio(None, None, None))
+    assert ei.value.exit_code == 126
+    assert str(ei.value) == "unable to find user nobody2: no matching entries in passwd file"
+
+
+def test_signal_process_after_exit(box):
+    started, r = box.start(["true"])
+    read_all(r)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and signal_process(started.pid, started.start_time, 0):
+        time.sleep(0.01)
+    assert not signal_process(started.pid, started.start_time, signal.SIGTERM)  # a zombie now
+
+
+def test_pids_limit(box):
+    status, out = box.run(["sh", "-c", "for i in $(seq 80); do sleep 5 & done 2>&1; echo forked;"
+                                       " ps | grep -c 'sleep 5'"], {"PidsLimit": 50})
+    assert "can't fork" in out or "Resource temporarily unavailable" in out
+    assert int(out.strip().splitlines()[-1]) < 50
+    assert os.fork  # the host is fine: we are still here
+
+
+def test_memory_limit_oom(box):
+    started, r = box.start(["sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"],
+                           {"Memory": 32 * 1024 * 1024})
+    _, status = os.waitpid(started.pid, 0)
+    box.pids.remove(started.pid)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert cgroups.open_cgroup(box.cgroups_path).oom_killed()
+
+
+def test_terminal(box):
+    box.spec(["sh", "-c", "tty; stty size"], Tty=True)
+    started = start_container(box.bundle, box.mounts(), Stdio(None, None, None), console_size=(30, 100))
+    box.pids.append(started.pid)
+    assert started.pty_master is not None
+    box.fds.append(started.pty_master)
+    out = read_all(started.pty_master, timeout=5)
+    assert out.replace("\r", "").splitlines()[:2] in (["/dev/pts/0", "30 100"], ["/dev/console", "30 100"])
+
+
+def test_delete_removes_cgroup(box):
+    started, r = box.start(["sleep", "30"])
+    cg = cgroups.open_cgroup(box.cgroups_path)
+    assert started.pid in cg.procs()
+    delete_container(box.bundle)
+    _, status = os.waitpid(started.pid, 0)
+    box.pids.remove(started.pid)
+    assert not cg.exists()
+    delete_container(box.bundle)  # idempotent
