@@ -44,7 +44,7 @@ _BINARY = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
 
 
 def _go_g(value: float, precision: int) -> str:
-    s = "%.*g" % (precision, value)
+    s = f"{value:.{precision}g}"
     if "e" in s:  # Go writes e+03 like C; keep it
         mant, _, exp = s.partition("e")
         sign = exp[0]

@@ -203,7 +203,7 @@ def build_create_body(opts: Options, args: list[str], detach: bool, console: tup
     attach = [a.lower() for a in (opts.attach or [])]
     for a in attach:
         if a not in ("stdin", "stdout", "stderr"):
-            raise ValueError(f"valid streams are STDIN, STDOUT and STDERR")
+            raise ValueError("valid streams are STDIN, STDOUT and STDERR")
     if detach:
         a_in = a_out = a_err = False
     elif attach:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, BinaryIO
 
-from berth.client.http import Connection, ConnectError, Response
+from berth.client.http import ConnectError, Connection, Response
 
 MAX_API_VERSION = "1.41"
 FALLBACK_API_VERSION = "1.24"
@@ -37,12 +37,12 @@ _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 
 
 def _quote(s: str) -> str:
-    return "".join(chr(b) if b in _SAFE else "%%%02X" % b for b in s.encode("utf-8"))
+    return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in s.encode("utf-8"))
 
 
 def quote_path(s: str) -> str:
     """Escape a name for use inside a URL path (keeps ``/`` and ``:`` as docker does)."""
-    return "".join(chr(b) if b in _SAFE or b in b"/:@" else "%%%02X" % b for b in s.encode("utf-8"))
+    return "".join(chr(b) if b in _SAFE or b in b"/:@" else f"%{b:02X}" for b in s.encode("utf-8"))
 
 
 def encode_query(params: Params) -> str:
