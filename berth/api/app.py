@@ -106,7 +106,8 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
 
 
 def make_app(backends: Backends) -> web.Application:
-    from berth.api import containers, exec as exec_routes, images, system
+    from berth.api import containers, images, system
+    from berth.api import exec as exec_routes
 
     app = web.Application(
         middlewares=[error_middleware, version_middleware], client_max_size=1024**4

@@ -84,14 +84,17 @@ class ExecService:
         user = e.config.get("User") or c.Config.get("User") or ""
         return rtspec.process_for_user(proc, user, privileged=bool(e.config.get("Privileged")))
 
+    def check_startable(self, e: ExecInstance) -> None:
+        if e.started:
+            raise Conflict(f"Error: Exec command {e.ID} has already run")
+        if not e.container.state.Running:
+            raise Conflict(f"Container {e.container.Id} is not running")
+
     async def start(self, exec_id: str, detach: bool, client: ClientStream | None,
                     console_size: list[int] | None = None) -> None:
         e = self.get(exec_id)
-        if e.started:
-            raise Conflict(f"Error: Exec command {exec_id} has already run")
+        self.check_startable(e)
         c = e.container
-        if not c.state.Running:
-            raise Conflict(f"Container {c.Id} is not running")
         e.started = True
         tty = bool(e.config.get("Tty"))
         exec_dir = c.dir / "exec" / exec_id

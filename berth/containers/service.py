@@ -468,13 +468,18 @@ class ContainerService:
         except OSError:
             pass
 
-    async def logs(self, ref: str, follow: bool = False) -> AsyncIterator[Entry]:
-        """Entries of the container's log, oldest first; with ``follow``, on until it stops."""
+    async def logs(self, ref: str, follow: bool = False, tail: int | None = None) -> AsyncIterator[Entry]:
+        """Entries of the container's log, oldest first (the last ``tail`` of those written so
+        far, if given); with ``follow``, on until the container stops."""
         c = self.get(ref)
         offset = 0
+        first = True
         while True:
             running = c.state.Running
             entries, offset = await asyncio.to_thread(read_entries, str(c.log_path), offset)
+            if first and tail is not None and tail >= 0:
+                entries = entries[-tail:] if tail else []
+            first = False
             for e in entries:
                 yield e
             if not follow or not running:

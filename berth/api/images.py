@@ -1,0 +1,81 @@
+"""Routes under /images: import, list, inspect, history, tag, remove (pull/push/save/load later)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from typing import Any
+
+from aiohttp import web
+
+from berth.api.app import add_route
+from berth.api.util import filters, json_response, qbool
+from berth.errors import SystemError_
+
+
+async def _spool_body(request: web.Request, directory: str | None) -> Any:
+    """The request body (a tar, maybe chunked) in a temp file, rewound. The caller closes it."""
+    f = tempfile.TemporaryFile(dir=directory)
+    try:
+        async for chunk in request.content.iter_chunked(1 << 20):
+            await asyncio.to_thread(f.write, chunk)
+        f.seek(0)
+        return f
+    except BaseException:
+        f.close()
+        raise
+
+
+def register(router: web.UrlDispatcher, svc: Any) -> None:
+    async def create(request: web.Request) -> web.StreamResponse:
+        q = request.query
+        if q.get("fromSrc") is not None:
+            if q["fromSrc"] != "-":
+                raise SystemError_("importing from a URL is not supported: pipe the file instead")
+            body = await _spool_body(request, getattr(svc, "tmp_dir", None))
+            try:
+                image_id = await asyncio.to_thread(
+                    svc.import_image, body, q.get("repo") or None, q.get("tag") or None,
+                    q.getall("changes", []), q.get("message", ""))
+            finally:
+                body.close()
+            resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            await resp.write(json.dumps({"status": image_id}).encode() + b"\r\n")
+            await resp.write_eof()
+            return resp
+        ref = q.get("fromImage", "")
+        if q.get("tag"):
+            ref += ("@" if q["tag"].startswith("sha256:") else ":") + q["tag"]
+        raise SystemError_(f"pull of {ref} failed: this daemon cannot reach registries yet")
+
+    async def listing(request: web.Request) -> web.Response:
+        f = filters(request)
+        if request.query.get("filter"):  # API < 1.28 spelling
+            f.setdefault("reference", []).append(request.query["filter"])
+        return json_response(await asyncio.to_thread(svc.list_images, qbool(request, "all"), f))
+
+    async def inspect(request: web.Request) -> web.Response:
+        return json_response(await asyncio.to_thread(svc.inspect, request.match_info["name"]))
+
+    async def history(request: web.Request) -> web.Response:
+        return json_response(await asyncio.to_thread(svc.history, request.match_info["name"]))
+
+    async def tag(request: web.Request) -> web.Response:
+        await asyncio.to_thread(svc.tag, request.match_info["name"], request.query.get("repo", ""),
+                                request.query.get("tag") or None)
+        return web.Response(status=201)
+
+    async def remove(request: web.Request) -> web.Response:
+        result = await asyncio.to_thread(svc.remove, request.match_info["name"],
+                                         qbool(request, "force"), not qbool(request, "noprune"))
+        return json_response(result)
+
+    add_route(router, "POST", "/images/create", create)
+    add_route(router, "GET", "/images/json", listing)
+    add_route(router, "GET", "/images/{name:.+}/json", inspect)
+    add_route(router, "GET", "/images/{name:.+}/history", history)
+    add_route(router, "POST", "/images/{name:.+}/tag", tag)
+    add_route(router, "DELETE", "/images/{name:.+}", remove)

@@ -1,0 +1,36 @@
+"""/_ping, /version, /info: negotiation and facts about the daemon."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from berth.api.app import API_VERSION, MIN_API_VERSION, add_route
+from berth.api.util import json_response
+
+_PING_HEADERS = {
+    "Cache-Control": "no-cache, no-store, must-revalidate",
+    "Pragma": "no-cache",
+    "Content-Type": "text/plain; charset=utf-8",
+}
+
+
+def register(router: web.UrlDispatcher, system: Any) -> None:
+    async def ping(request: web.Request) -> web.Response:
+        body = b"" if request.method == "HEAD" else b"OK"
+        resp = web.Response(body=body, headers=_PING_HEADERS)
+        if request.method == "HEAD":
+            resp.content_length = 0
+        return resp
+
+    async def version(request: web.Request) -> web.Response:
+        return json_response(system.version(API_VERSION, MIN_API_VERSION))
+
+    async def info(request: web.Request) -> web.Response:
+        return json_response(system.info())
+
+    for method in ("GET", "HEAD"):
+        add_route(router, method, "/_ping", ping)
+    add_route(router, "GET", "/version", version)
+    add_route(router, "GET", "/info", info)
