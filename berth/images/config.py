@@ -61,16 +61,22 @@ def rfc3339_nano(ns: int | None = None) -> str:
     return f"{base}.{f}Z" if f else f"{base}Z"
 
 
-def parse_time(value: str | None) -> float:
-    """Unix seconds from an RFC 3339 timestamp (any fraction, ``Z`` or offset); 0 if missing."""
+def parse_time_ns(value: str | None) -> int:
+    """Unix nanoseconds from an RFC 3339 timestamp (any fraction, ``Z`` or offset); 0 if bad."""
     if not value:
-        return 0.0
+        return 0
     m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", value)
     if not m:
-        return 0.0
+        return 0
     tz = "+00:00" if m.group(3) == "Z" else m.group(3)
-    base = datetime.fromisoformat(m.group(1) + tz).timestamp()
-    return base + (float("0." + m.group(2)) if m.group(2) else 0.0)
+    base = int(datetime.fromisoformat(m.group(1) + tz).timestamp())
+    frac = int((m.group(2) or "0")[:9].ljust(9, "0"))
+    return base * 1_000_000_000 + frac
+
+
+def parse_time(value: str | None) -> float:
+    """Unix seconds from an RFC 3339 timestamp; 0 if missing or malformed."""
+    return parse_time_ns(value) / 1e9
 
 
 def _json_or_shell(rest: str) -> list[str]:

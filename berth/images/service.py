@@ -23,7 +23,7 @@ from berth.images.config import (
     apply_changes,
     canonical_json,
     container_config,
-    parse_time,
+    parse_time_ns,
     rfc3339_nano,
 )
 from berth.images.reference import (
@@ -200,14 +200,14 @@ class ImageService:
         """Engine API image summaries, newest first. Raises InvalidArgument for a bad filter."""
         f = views.normalize_filters(filters)
         refs = self.store.refs()
-        before = [parse_time(self.store.config(self.resolve_id(r)).get("created")) for r in f.get("before", [])]
-        since = [parse_time(self.store.config(self.resolve_id(r)).get("created")) for r in f.get("since", [])]
+        before = [parse_time_ns(self.store.config(self.resolve_id(r)).get("created")) for r in f.get("before", [])]
+        since = [parse_time_ns(self.store.config(self.resolve_id(r)).get("created")) for r in f.get("since", [])]
         parents = {self.store.meta(i).get("parent") for i in self.store.ids()}
-        out = []
+        out: list[tuple[int, dict]] = []
         for image_id in self.store.ids():
             config = self.store.config(image_id)
             meta = self.store.meta(image_id)
-            created = parse_time(config.get("created"))
+            created = parse_time_ns(config.get("created"))
             if any(created >= b for b in before) or any(created <= s for s in since):
                 continue
             my_refs = [parse(r) for r, i in refs.items() if i == image_id]
@@ -225,9 +225,9 @@ class ImageService:
                 continue  # an intermediate image
             tags = sorted(r.familiar_string() for r in my_refs if r.digest is None)
             digests = sorted(r.familiar_string() for r in my_refs if r.digest is not None)
-            out.append(views.summary(image_id, config, meta, tags, digests, self._size(config)))
-        out.sort(key=lambda s: (s["Created"], s["Id"]), reverse=True)
-        return out
+            out.append((created, views.summary(image_id, config, meta, tags, digests, self._size(config))))
+        out.sort(key=lambda x: (x[0], x[1]["Id"]), reverse=True)
+        return [s for _, s in out]
 
     def inspect(self, ref: str) -> dict:
         """Engine API image inspect body. Raises NotFound(``No such image: <ref>``)."""
