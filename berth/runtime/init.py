@@ -47,7 +47,8 @@ def report_and_exit(chan: socket.socket, exc: BaseException) -> NoReturn:
         elif isinstance(exc, ExecFailure):
             msg = {"error": exc.message, "code": exc.code, "bare": False}
         elif isinstance(exc, OSError):
-            msg = {"error": f"error during container init: {exc.strerror or exc}", "code": 128, "bare": False}
+            text = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
+            msg = {"error": f"error during container init: {text}", "code": 128, "bare": False}
         else:
             tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
             msg = {"error": f"error during container init: {tb}", "code": 128, "bare": False}
@@ -212,10 +213,14 @@ def user_string_of(spec_or_process: dict, annotations: dict | None = None) -> st
 def run_init(spec: dict, bundle: Path, rootfs_mounts: list[dict], stdio: list[int],
              chan: socket.socket, console_size: tuple[int, int] | None, cgroup: Cgroup,
              ns_fds: dict[str, int]) -> NoReturn:
-    """The container's init, forked as PID 1 of its new pid namespace. Never returns."""
+    """The container's init, forked as PID 1 of its new pid namespace. Never returns.
+
+    The parent moves it into its cgroup meanwhile (a v1 cgroup.procs write costs an RCU grace
+    period, ~10 ms, so it overlaps with the mounts) and sends b"go" when done; init waits for that
+    before it runs anything of the user's.
+    """
     try:
         install_stdio(stdio)
-        cgroup.add_process(0)
         linux = spec.get("linux") or {}
         flags = 0
         for ns in linux.get("namespaces") or []:
@@ -226,6 +231,8 @@ def run_init(spec: dict, bundle: Path, rootfs_mounts: list[dict], stdio: list[in
                 syscalls.setns(ns_fds[t], NS_FLAGS[t])
             elif t in NS_FLAGS:
                 flags |= NS_FLAGS[t]
+        cgroup_ns = flags & syscalls.CLONE_NEWCGROUP
+        flags &= ~syscalls.CLONE_NEWCGROUP
         syscalls.unshare(flags | syscalls.CLONE_NEWNS)
         syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_SLAVE)
         root = spec.get("root") or {}
@@ -254,6 +261,10 @@ def run_init(spec: dict, bundle: Path, rootfs_mounts: list[dict], stdio: list[in
         else:
             os.setsid()
         os.umask(0o022)
+        if chan.recv(16) != b"go":
+            os._exit(1)  # the parent failed and is reaping us
+        if cgroup_ns:
+            syscalls.unshare(syscalls.CLONE_NEWCGROUP)
         finalize_and_exec(process, chan, user_string_of(process, spec.get("annotations")))
     except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
         report_and_exit(chan, e)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,7 +174,15 @@ def start_container(bundle: Path, rootfs_mounts: list[dict], stdio: Stdio,
             os.close(fd)
     child_chan.close()
     try:
-        err, pty, _ = _collect(parent_chan)
+        try:
+            cgroup.add_process(pid)
+            parent_chan.send(b"go")
+        except OSError as e:
+            err: dict | None = {"error": f"unable to apply cgroup configuration: {e}", "code": 128}
+            os.kill(pid, signal.SIGKILL)
+            _, pty, _ = _collect(parent_chan)
+        else:
+            err, pty, _ = _collect(parent_chan)
     finally:
         parent_chan.close()
     if err is not None:
