@@ -7,7 +7,7 @@ from typing import Any
 
 from berth.errors import InvalidArgument
 from berth.images.config import container_config, parse_time
-from berth.images.reference import Reference, parse
+from berth.images.reference import Reference
 
 IMAGE_FILTERS = ("dangling", "reference", "label", "before", "since")
 
@@ -133,8 +133,3 @@ def history_body(config: dict[str, Any], layer_sizes: list[int],
                     "CreatedBy": h.get("created_by", ""), "Id": image_id,
                     "Size": size, "Tags": tags or None})
     return out[::-1]
-
-
-def parse_familiar(ref: str) -> Reference:
-    """A stored normalised reference string back into a Reference."""
-    return parse(ref)
