@@ -38,22 +38,43 @@ def build_filters(items: list[str] | None) -> str | None:
 
 
 def format_ports(ports: list[dict[str, Any]] | None) -> str:
-    """docker's DisplayablePorts (without range grouping): ``0.0.0.0:8080->80/tcp, 443/tcp``."""
-    out = []
-    seen = set()
-    for p in sorted(ports or [], key=lambda p: (p.get("PrivatePort", 0), p.get("Type", ""), p.get("IP", ""))):
+    """docker's DisplayablePorts: ``443/tcp, 8000-8001/tcp, 0.0.0.0:8080->80/tcp``."""
+    groups: dict[str, list[int]] = {}
+    order: list[str] = []
+    mappings: list[str] = []
+    result: list[str] = []
+
+    def form(key: str, first: int, last: int) -> str:
+        rng = str(first) if first == last else f"{first}-{last}"
+        if "/" in key:
+            ip, proto = key.rsplit("/", 1)
+            host = f"[{ip}]" if ":" in ip else ip
+            return f"{host}:{rng}->{rng}/{proto}"
+        return f"{rng}/{key}"
+
+    for p in sorted(ports or [], key=lambda p: (p.get("PrivatePort", 0), p.get("Type", ""))):
+        current = int(p.get("PrivatePort", 0))
         proto = p.get("Type", "tcp")
-        if p.get("PublicPort"):
-            ip = p.get("IP") or ""
-            if ":" in ip:
-                ip = f"[{ip}]"
-            s = f"{ip}:{p['PublicPort']}->{p['PrivatePort']}/{proto}"
+        key = proto
+        ip = p.get("IP") or ""
+        if ip:
+            public = int(p.get("PublicPort") or 0)
+            if public != current:
+                host = f"[{ip}]" if ":" in ip else ip
+                mappings.append(f"{host}:{public}->{current}/{proto}")
+                continue
+            key = f"{ip}/{proto}"
+        g = groups.get(key)
+        if g is None:
+            groups[key] = [current, current]
+            order.append(key)
+        elif current == g[1] + 1:
+            g[1] = current
         else:
-            s = f"{p.get('PrivatePort')}/{proto}"
-        if s not in seen:
-            seen.add(s)
-            out.append(s)
-    return ", ".join(out)
+            result.append(form(key, *g))
+            groups[key] = [current, current]
+    result += [form(key, *groups[key]) for key in order]
+    return ", ".join(result + mappings)
 
 
 class ContainerRow:
