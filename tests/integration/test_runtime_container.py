@@ -320,3 +320,56 @@ def test_delete_removes_cgroup(box):
     box.pids.remove(started.pid)
     assert not cg.exists()
     delete_container(box.bundle)  # idempotent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_cgroup_parents():
+    yield
+    for ctrl in cgroups.V1_CONTROLLERS:
+        try:
+            os.rmdir(f"/sys/fs/cgroup/{ctrl}/berth-test")
+        except OSError:
+            pass
+
+
+def test_caller_state_is_restored(box):
+    before = set(os.listdir("/proc/self/fd"))
+    box.run(["true"])
+    assert os.readlink("/proc/self/ns/pid_for_children") == os.readlink("/proc/self/ns/pid")
+    leaked = set(os.listdir("/proc/self/fd")) - before - {str(fd) for fd in box.fds}
+    assert leaked == set()
+
+
+def test_process_state_signals_rlimits_cgroup(box):
+    status, out = box.run(["sh", "-c", "grep -E 'SigIgn|SigBlk' /proc/self/status; ulimit -n; cat /proc/self/cgroup;"
+                                       " ls /sys/fs/cgroup; touch /sys/fs/cgroup/memory/x 2>&1; true"])
+    lines = out.splitlines()
+    assert lines[0] == "SigBlk:\t0000000000000000" and lines[1] == "SigIgn:\t0000000000000000"
+    hard = open("/proc/self/limits").read()
+    assert lines[2] in ("1048576", hard.split("Max open files")[1].split()[1])
+    assert f"memory:{box.cgroups_path}" in out
+    assert "memory" in lines and "pids" in lines
+    assert "Read-only file system" in out
+
+
+def test_readonly_rootfs(box):
+    status, out = box.run(["sh", "-c", "touch /x 2>&1; touch /dev/shm/ok && echo shm-ok"], {"ReadonlyRootfs": True})
+    assert "Read-only file system" in out and "shm-ok" in out
+
+
+def test_exec_with_terminal_and_cgroup(box):
+    started, r = box.start(["sleep", "30"])
+    base = json.loads((box.bundle / "config.json").read_text())["process"]
+    ex = exec_process(started.pid, exec_spec(base, args=["sh", "-c", "tty; cat /proc/self/cgroup; id -u"],
+                                             tty=True, user="nobody"),
+                      box.cgroups_path, Stdio(None, None, None), console_size=(10, 20))
+    assert ex.pty_master is not None
+    box.fds.append(ex.pty_master)
+    box.pids.append(ex.pid)
+    out = read_all(ex.pty_master, timeout=5).replace("\r", "")
+    _, status = os.waitpid(ex.pid, 0)
+    box.pids.remove(ex.pid)
+    assert exit_code(status) == 0
+    assert out.splitlines()[0].startswith("/dev/pts/")
+    assert f"pids:{box.cgroups_path}" in out
+    assert out.splitlines()[-1] == "65534"
