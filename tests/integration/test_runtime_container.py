@@ -332,11 +332,15 @@ def _remove_test_cgroup_parents():
             pass
 
 
+def open_fds() -> set[str]:
+    return {fd for fd in os.listdir("/proc/self/fd") if os.path.lexists(f"/proc/self/fd/{fd}")}
+
+
 def test_caller_state_is_restored(box):
-    before = set(os.listdir("/proc/self/fd"))
+    before = open_fds()
     box.run(["true"])
     assert os.readlink("/proc/self/ns/pid_for_children") == os.readlink("/proc/self/ns/pid")
-    leaked = set(os.listdir("/proc/self/fd")) - before - {str(fd) for fd in box.fds}
+    leaked = open_fds() - before - {str(fd) for fd in box.fds}
     assert leaked == set()
 
 
