@@ -87,7 +87,7 @@ def _parse_and_build(cmd: Command, argv: list[str], detach: bool | None) -> tupl
     is_detach = bool(getattr(opts, "detach", False)) if detach is None else detach
     console = (0, 0)
     if opts.tty:
-        console = terminal_size() or (24, 80)
+        console = terminal_size() or (0, 0)
     try:
         body = build_create_body(opts, args, is_detach, console)
     except ValueError as e:

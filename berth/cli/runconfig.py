@@ -207,7 +207,8 @@ def build_create_body(opts: Options, args: list[str], detach: bool, console: tup
     if detach:
         a_in = a_out = a_err = False
     elif attach:
-        a_in, a_out, a_err = "stdin" in attach, "stdout" in attach, "stderr" in attach
+        a_in = "stdin" in attach or bool(opts.interactive)
+        a_out, a_err = "stdout" in attach, "stderr" in attach
     else:
         a_in, a_out, a_err = bool(opts.interactive), True, True
     env = collect_env(opts.env_file, opts.env)
@@ -239,14 +240,14 @@ def build_create_body(opts: Options, args: list[str], detach: bool, console: tup
         "AttachStdin": a_in,
         "AttachStdout": a_out,
         "AttachStderr": a_err,
-        "ExposedPorts": exposed or None,
+        **({"ExposedPorts": exposed} if exposed else {}),
         "Tty": bool(opts.tty),
         "OpenStdin": bool(opts.interactive),
         "StdinOnce": bool(opts.interactive) and a_in,
-        "Env": env,
+        "Env": env or None,
         "Cmd": cmd or None,
         "Image": image,
-        "Volumes": volumes or None,
+        "Volumes": volumes,
         "WorkingDir": opts.workdir or "",
         "Entrypoint": entrypoint,
         "OnBuild": None,
@@ -284,11 +285,11 @@ def build_create_body(opts: Options, args: list[str], detach: bool, console: tup
         "PublishAllPorts": bool(opts.publish_all),
         "ReadonlyRootfs": bool(opts.read_only),
         "SecurityOpt": opts.security_opt or None,
-        "Tmpfs": tmpfs or None,
+        **({"Tmpfs": tmpfs} if tmpfs else {}),
         "UTSMode": opts.uts or "",
         "UsernsMode": opts.userns or "",
         "ShmSize": opts.shm_size or 0,
-        "Runtime": opts.runtime or "",
+        **({"Runtime": opts.runtime} if opts.runtime else {}),
         "Isolation": "",
         "CpuShares": opts.cpu_shares or 0,
         "Memory": opts.memory or 0,
@@ -300,22 +301,23 @@ def build_create_body(opts: Options, args: list[str], detach: bool, console: tup
         "MemoryReservation": opts.memory_reservation or 0,
         "MemorySwap": opts.memory_swap or 0,
         "OomKillDisable": bool(opts.oom_kill_disable),
-        "PidsLimit": opts.pids_limit if "pids-limit" in opts.given else None,
+        "MemorySwappiness": -1,
+        "PidsLimit": opts.pids_limit or 0,
         "Ulimits": _ulimits(opts.ulimit or []),
-        "Init": True if opts.init else None,
     }
+    if opts.init:
+        host_config["Init"] = True
     config["HostConfig"] = host_config
-    endpoint: dict[str, Any] = {}
-    if opts.network_alias:
-        endpoint["Aliases"] = opts.network_alias
-    config["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint} if network != "default" or endpoint else {}}
+    endpoint: dict[str, Any] = {"IPAMConfig": None, "Links": None, "Aliases": opts.network_alias or None}
+    skip = network in ("host", "none") or network.startswith("container:")
+    config["NetworkingConfig"] = {"EndpointsConfig": {} if skip else {network: endpoint}}
     return config
 
 
-def _ulimits(items: list[str]) -> list[dict[str, Any]] | None:
+def _ulimits(items: list[str]) -> list[dict[str, Any]]:
     out = []
     for item in items:
         name, _, limits = item.partition("=")
         soft, _, hard = limits.partition(":")
         out.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})
-    return out or None
+    return out
