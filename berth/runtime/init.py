@@ -47,7 +47,7 @@ def report_and_exit(chan: socket.socket, exc: BaseException) -> NoReturn:
         elif isinstance(exc, ExecFailure):
             msg = {"error": exc.message, "code": exc.code, "bare": False}
         elif isinstance(exc, OSError):
-            text = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
+            text = f"{exc.strerror}: {exc.filename}" if exc.filename else (exc.strerror or str(exc))
             msg = {"error": f"error during container init: {text}", "code": 128, "bare": False}
         else:
             tb = traceback.format_exception_only(type(exc), exc)[-1].strip()

@@ -97,7 +97,12 @@ def _collect(chan: socket.socket) -> tuple[dict | None, int | None, int | None]:
     """Read the child's messages until the channel closes: (error, pty master, reported pid)."""
     err, pty, pid = None, None, None
     while True:
-        msg, fds, _flags, _addr = socket.recv_fds(chan, 65536, 4)
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(chan, 65536, 4)
+        except ConnectionResetError:
+            # The child exited leaving our b"go" unread: the error is reported once, then the
+            # messages it sent before exiting are still queued.
+            continue
         for fd in fds:
             if msg == b"pty" and pty is None:
                 pty = fd
@@ -139,6 +144,9 @@ def start_container(bundle: Path, rootfs_mounts: list[dict], stdio: Stdio,
     """
     spec = load_spec(bundle)
     linux = spec.get("linux") or {}
+    size = (spec.get("process") or {}).get("consoleSize")
+    if console_size is None and size:
+        console_size = (int(size.get("height", 0)), int(size.get("width", 0)))
     cgroup = cgroups.open_cgroup(linux.get("cgroupsPath") or f"/berth/{Path(bundle).name}")
     try:
         cgroup.create(linux.get("resources") or {})
@@ -174,17 +182,22 @@ def start_container(bundle: Path, rootfs_mounts: list[dict], stdio: Stdio,
             os.close(fd)
     child_chan.close()
     try:
+        cg_err = None
         try:
             cgroup.add_process(pid)
-            parent_chan.send(b"go")
         except OSError as e:
-            err: dict | None = {"error": f"unable to apply cgroup configuration: {e}", "code": 128}
+            cg_err = e
             os.kill(pid, signal.SIGKILL)
-            _, pty, _ = _collect(parent_chan)
         else:
-            err, pty, _ = _collect(parent_chan)
+            try:
+                parent_chan.send(b"go")
+            except OSError:
+                pass  # the child failed already; its error is waiting on the channel
+        err, pty, _ = _collect(parent_chan)
     finally:
         parent_chan.close()
+    if err is None and cg_err is not None:
+        err = {"error": f"unable to apply cgroup configuration: {cg_err}", "code": 128}
     if err is not None:
         _reap(pid)
         if pty is not None:

@@ -377,3 +377,21 @@ def test_exec_with_terminal_and_cgroup(box):
     assert out.splitlines()[0].startswith("/dev/pts/")
     assert f"pids:{box.cgroups_path}" in out
     assert out.splitlines()[-1] == "65534"
+
+
+def test_mount_failure_is_reported(box):
+    box.spec(["true"])
+    bad = [{"type": "overlay", "source": "overlay",
+            "options": [f"lowerdir={box.tmp}/nope", f"upperdir={box.upper}", f"workdir={box.work}"]}]
+    with pytest.raises(StartError) as ei:
+        start_container(box.bundle, bad, Stdio(None, None, None))
+    assert ei.value.exit_code == 128
+    assert "unable to start container process: error during container init: mount overlay" in str(ei.value)
+    assert not cgroups.open_cgroup(box.cgroups_path).exists()
+
+
+def test_domainname_and_user_with_group(box):
+    status, out = box.run(["sh", "-c", "cat /proc/sys/kernel/domainname; id"], Domainname="example.org",
+                          User="nobody:root")
+    assert out.splitlines()[0] == "example.org"
+    assert out.splitlines()[1].startswith("uid=65534(nobody) gid=0(root)")
