@@ -223,12 +223,12 @@ def setrlimit(res: int, soft: int, hard: int) -> tuple[int, int]:
         resource.setrlimit(res, (soft, hard))
         return soft, hard
     except (ValueError, OSError):
+        inf = resource.RLIM_INFINITY
         cur_hard = resource.getrlimit(res)[1]
-        if cur_hard == resource.RLIM_INFINITY:
+        if cur_hard == inf:
             raise
-        soft2 = soft if soft == resource.RLIM_INFINITY or soft < cur_hard else cur_hard
-        soft2 = min(soft2, cur_hard) if soft2 != resource.RLIM_INFINITY else cur_hard
-        hard2 = min(hard, cur_hard) if hard != resource.RLIM_INFINITY else cur_hard
+        hard2 = cur_hard if hard == inf else min(hard, cur_hard)
+        soft2 = hard2 if soft == inf else min(soft, hard2)
         resource.setrlimit(res, (soft2, hard2))
         return soft2, hard2
 

@@ -89,3 +89,19 @@ def test_signal_process_checks_start_time_and_zombies():
 
 def test_delete_container_without_bundle_is_fine(tmp_path):
     process.delete_container(tmp_path / "missing")
+
+
+def test_setrlimit_clamps_to_the_hard_limit(monkeypatch):
+    import resource
+    calls = []
+
+    def fake_set(res, limits):
+        calls.append(limits)
+        if limits[1] > 20000:
+            raise ValueError("not allowed to raise maximum limit")
+
+    monkeypatch.setattr(resource, "setrlimit", fake_set)
+    monkeypatch.setattr(resource, "getrlimit", lambda res: (1024, 20000))
+    assert sc.setrlimit(resource.RLIMIT_NOFILE, 1048576, 1048576) == (20000, 20000)
+    assert sc.setrlimit(resource.RLIMIT_NOFILE, 512, 1048576) == (512, 20000)
+    assert calls[-1] == (512, 20000)
