@@ -7,7 +7,6 @@ import json
 import re
 import time
 from datetime import UTC
-from typing import Any
 
 from berth.cli.context import CLIError, Context
 from berth.cli.flags import Command
@@ -22,6 +21,10 @@ from berth.cli.formatting import (
     unix_to_local,
 )
 from berth.client.api import APIError, quote_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def build_filters(items: list[str] | None) -> str | None:

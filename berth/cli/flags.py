@@ -9,7 +9,11 @@ does and turns into exit status 125 (flag errors) or 1 (argument counts).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 PROG = "berth"
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 from berth.cli.context import CLIError, Context
 from berth.cli.flags import Command
 from berth.cli.formatting import human_size, render_rows, short_id, since, tabwrite, unix_to_local
 from berth.client.api import APIError, quote_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ImageRow:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from typing import Any
 
 from berth.cli.context import PROG, CLIError, Context
 from berth.cli.flags import Command
 from berth.client.api import APIError, Client, quote_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def run_error(verb: str, message: str, code: int = 125) -> CLIError:

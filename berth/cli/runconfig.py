@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from fractions import Fraction
-from typing import Any
 
 from berth.cli.flags import Command, Options
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
@@ -38,6 +40,8 @@ def mem_swap(value: str) -> int:
 
 def nano_cpus(value: str) -> int:
     """``--cpus 1.5`` → 1500000000 (docker's NanoCPUs)."""
+    from fractions import Fraction
+
     try:
         r = Fraction(value.strip())
     except (ValueError, ZeroDivisionError):

@@ -11,7 +11,6 @@ import os
 import socket
 import struct
 import sys
-import threading
 from collections.abc import Callable, Iterator
 
 from berth.cli.context import write_fd
@@ -77,14 +76,18 @@ def parse_detach_keys(spec: str | None) -> bytes:
     return bytes(out)
 
 
-class StdinPump(threading.Thread):
+class StdinPump:
     """Copy local stdin to the hijacked socket; half-close after EOF; spot the detach keys."""
 
     def __init__(self, sock: socket.socket, detach_keys: bytes | None) -> None:
-        super().__init__(daemon=True)
         self.sock = sock
         self.detach_keys = detach_keys
         self.detached = False
+
+    def start(self) -> None:
+        import threading
+
+        threading.Thread(target=self.run, daemon=True).start()
 
     def run(self) -> None:
         held = b""

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import platform
 import sys
-from typing import Any
 
 from berth.cli.context import CLIError, Context
 from berth.cli.flags import Command
 from berth.cli.formatting import Template, TemplateError, bytes_size
 from berth.client.api import MAX_API_VERSION, APIError, quote_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def print_inspect(ctx: Context, found: list[Any], errors: list[str], fmt: str | None) -> int:

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, BinaryIO
 
 from berth.client.http import ConnectError, Connection, Response
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, TypeAlias
+
+    Params: TypeAlias = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
 
 MAX_API_VERSION = "1.41"
 FALLBACK_API_VERSION = "1.24"
 DEFAULT_HOST = "unix:///run/berth/berth.sock"
 
-Params = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
 
 __all__ = ["APIError", "Client", "ConnectError", "DEFAULT_HOST", "encode_query"]
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
 
 CHUNK = 65536
 
