@@ -60,6 +60,11 @@ def is_v2(root: str = DEFAULT_ROOT) -> bool:
         return False
 
 
+def detect_version(root: str = DEFAULT_ROOT) -> str:
+    """"v2" on a unified host, else "v1" (hybrid hosts count as v1, as Docker reports them)."""
+    return "v2" if is_v2(root) else "v1"
+
+
 def open_cgroup(path: str, root: str = DEFAULT_ROOT, version: int | None = None) -> Cgroup:
     """The cgroup at OCI ``cgroupsPath`` ``path`` (e.g. "/berth/<id>"); nothing is created yet.
 

@@ -137,3 +137,7 @@ def test_version_detection_and_helpers(tmp_path):
     assert cgroups.shares_to_weight(1024) == 39 and cgroups.shares_to_weight(2) == 1
     with pytest.raises(ValueError):
         cgroups.open_cgroup("/", root=str(tmp_path), version=1)
+
+
+def test_detect_version_on_this_host():
+    assert cgroups.detect_version() in ("v1", "v2")
