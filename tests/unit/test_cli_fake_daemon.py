@@ -104,6 +104,9 @@ class FakeDaemon:
                     self.end_headers()
                     self.wfile.flush()
                     daemon.started.wait(5)
+                    if q.get("stdin") == "1":
+                        echoed = self.rfile.read()  # until the client half-closes
+                        self.wfile.write(frame(1, b"stdin:" + echoed))
                     self.wfile.write(frame(1, b"out1\n") + frame(2, b"err1\n") + frame(1, b"out2\n"))
                     self.wfile.flush()
                     daemon.attach_done.set()
@@ -308,3 +311,13 @@ def test_cannot_connect(tmp_path: Path) -> None:
     assert p.stderr == (b"Cannot connect to the Berth daemon at unix:///nonexistent/x.sock. "
                         b"Is the daemon running?\n")
     assert p.stdout == b""
+
+
+def test_run_interactive_forwards_stdin_and_half_closes(daemon: FakeDaemon) -> None:
+    p = berth(daemon, "run", "-i", "busybox", "cat", stdin=b"hello\n")
+    assert p.stdout == b"stdin:hello\nout1\nout2\n"
+    assert p.returncode == 3
+    create = json.loads([r for r in daemon.requests if r[1].endswith("/containers/create")][0][3])
+    assert (create["AttachStdin"], create["OpenStdin"], create["StdinOnce"]) == (True, True, True)
+    attach_q = [q for m, p, q, _ in daemon.requests if p.endswith("/attach")][0]
+    assert attach_q["stdin"] == "1"
