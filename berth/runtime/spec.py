@@ -42,14 +42,19 @@ DEFAULT_DEVICE_RULES = [
 
 
 def default_env(env: list[str] | None, hostname: str, tty: bool) -> list[str]:
-    """Docker's container environment: HOSTNAME first, the given list, PATH if missing, TERM if tty."""
-    out = [f"HOSTNAME={hostname}"] if hostname else []
-    given = [e for e in env or [] if e]
-    out += [e for e in given if not e.startswith("HOSTNAME=")] if hostname else given
-    if not any(e.startswith("PATH=") for e in out):
-        out.append(DEFAULT_PATH)
-    if tty and not any(e.startswith("TERM=") for e in out):
-        out.append("TERM=xterm")
+    """Docker's container environment (CreateDaemonEnvironment): default PATH, HOSTNAME, TERM=xterm
+    with a tty, then the container's Env, each replacing a same-named entry in place."""
+    out = [DEFAULT_PATH] + ([f"HOSTNAME={hostname}"] if hostname else []) + (["TERM=xterm"] if tty else [])
+    for e in env or []:
+        if not e:
+            continue
+        key = e.split("=", 1)[0]
+        for i, cur in enumerate(out):
+            if cur.split("=", 1)[0] == key:
+                out[i] = e
+                break
+        else:
+            out.append(e)
     return out
 
 

@@ -19,7 +19,7 @@ def test_defaults_like_docker():
     p = s["process"]
     assert s["ociVersion"] == "1.0.2" and s["root"] == {"path": "rootfs", "readonly": False}
     assert p["args"] == ["/init", "sh"]
-    assert p["env"] == ["HOSTNAME=abcdef012345", "A=1", spec.DEFAULT_PATH]
+    assert p["env"] == [spec.DEFAULT_PATH, "HOSTNAME=abcdef012345", "A=1"]
     assert p["cwd"] == "/" and p["terminal"] is False
     assert p["user"] == {"uid": 0, "gid": 0}
     assert p["capabilities"]["bounding"] == caps.DEFAULT_CAPS
@@ -48,7 +48,7 @@ def test_no_command():
 
 def test_tty_hostname_workdir_path_kept():
     s = gen({"Cmd": ["sh"], "Tty": True, "Hostname": "web", "WorkingDir": "/app", "Env": ["PATH=/x"]})
-    assert s["process"]["env"] == ["HOSTNAME=web", "PATH=/x", "TERM=xterm"]
+    assert s["process"]["env"] == ["PATH=/x", "HOSTNAME=web", "TERM=xterm"]
     assert s["process"]["terminal"] is True and s["process"]["cwd"] == "/app" and s["hostname"] == "web"
 
 
