@@ -252,6 +252,8 @@ def run_init(spec: dict, bundle: Path, rootfs_mounts: list[dict], stdio: list[in
         mounts.pivot_root(rootfs)
         process = spec.get("process") or {}
         slave = open_pty(chan, console_size, console=True) if process.get("terminal") else None
+        for key, value in (linux.get("sysctl") or {}).items():
+            Path("/proc/sys", key.replace(".", "/")).write_text(str(value))
         mounts.mask_paths(linux.get("maskedPaths") or [])
         mounts.readonly_paths(linux.get("readonlyPaths") or [])
         if root.get("readonly"):

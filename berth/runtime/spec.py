@@ -196,6 +196,7 @@ def generate_spec(*, container_id: str, config: dict, host_config: dict, hostnam
             "cgroupsPath": cgroups_path,
             "maskedPaths": [] if privileged else list(MASKED_PATHS),
             "readonlyPaths": [] if privileged else list(READONLY_PATHS),
+            "sysctl": dict(hc.get("Sysctls") or {}),
         },
         "annotations": {"org.berth.container-id": container_id},
     }

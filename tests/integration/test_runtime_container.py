@@ -395,3 +395,9 @@ def test_domainname_and_user_with_group(box):
                           User="nobody:root")
     assert out.splitlines()[0] == "example.org"
     assert out.splitlines()[1].startswith("uid=65534(nobody) gid=0(root)")
+
+
+def test_sysctl(box):
+    status, out = box.run(["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"],
+                          {"Sysctls": {"net.ipv4.ip_unprivileged_port_start": "80"}})
+    assert out == "80\n"
