@@ -157,15 +157,19 @@ class Cgroup:
             pass
 
     def freeze(self) -> None:
+        """Pause every process in the cgroup (docker pause). Raises OSError."""
         raise NotImplementedError
 
     def thaw(self) -> None:
+        """Resume a frozen cgroup (docker unpause). Raises OSError."""
         raise NotImplementedError
 
     def oom_killed(self) -> bool:
+        """True once the kernel OOM-killed a process of this cgroup (State.OOMKilled)."""
         raise NotImplementedError
 
     def stats(self) -> dict:
+        """Cheap figures: {"memory": {"usage", "limit"}, "pids": {"current"}} (0 when unknown)."""
         raise NotImplementedError
 
 
