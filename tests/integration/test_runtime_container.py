@@ -401,3 +401,24 @@ def test_sysctl(box):
     status, out = box.run(["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"],
                           {"Sysctls": {"net.ipv4.ip_unprivileged_port_start": "80"}})
     assert out == "80\n"
+
+
+def test_freeze_thaw_and_delete_while_frozen(box):
+    started, r = box.start(["sh", "-c", "while true; do echo tick; sleep 0.05; done"])
+    cg = cgroups.open_cgroup(box.cgroups_path)
+    os.read(r, 100)
+    cg.freeze()
+    state = Path(f"/sys/fs/cgroup/freezer{box.cgroups_path}/freezer.state")
+    assert state.read_text().strip() == "FROZEN"
+    time.sleep(0.1)
+    while select.select([r], [], [], 0)[0]:  # drain what was written before the freeze
+        os.read(r, 65536)
+    time.sleep(0.2)
+    assert not select.select([r], [], [], 0)[0]  # frozen: no more ticks
+    cg.thaw()
+    assert select.select([r], [], [], 2)[0]
+    cg.freeze()
+    delete_container(box.bundle)  # thaws, kills, removes
+    os.waitpid(started.pid, 0)
+    box.pids.remove(started.pid)
+    assert not cg.exists()
