@@ -94,7 +94,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException:
         raise
     except (ConnectionResetError, BrokenPipeError):
-        raise
+        # The client hung up mid-stream (e.g. `run -d` drops its wait): nothing left to send.
+        return web.Response(status=499)
     except Exception as e:  # the last line of defence: a 500 with the message, never a hang
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, str(e) or e.__class__.__name__)

@@ -18,11 +18,7 @@ _PING_HEADERS = {
 
 def register(router: web.UrlDispatcher, system: Any) -> None:
     async def ping(request: web.Request) -> web.Response:
-        body = b"" if request.method == "HEAD" else b"OK"
-        resp = web.Response(body=body, headers=_PING_HEADERS)
-        if request.method == "HEAD":
-            resp.content_length = 0
-        return resp
+        return web.Response(body=b"OK", headers=_PING_HEADERS)  # aiohttp drops it for HEAD
 
     async def version(request: web.Request) -> web.Response:
         return json_response(system.version(API_VERSION, MIN_API_VERSION))

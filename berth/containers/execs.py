@@ -66,23 +66,11 @@ class ExecService:
         """The OCI process for the exec: the container's, with the exec's command, env, cwd, user."""
         from berth.runtime import spec as rtspec
 
-        c = e.container
-        bundle_cfg = read_json(c.dir / "bundle" / "config.json") or {}
-        proc = dict(bundle_cfg.get("process") or {})
-        env = list(proc.get("env") or [])
-        keys = {item.partition("=")[0]: i for i, item in enumerate(env)}
-        for item in e.config.get("Env") or []:
-            k = item.partition("=")[0]
-            if k in keys:
-                env[keys[k]] = item
-            else:
-                env.append(item)
-        proc["env"] = env
-        proc["args"] = list(e.config["Cmd"])
-        proc["terminal"] = bool(e.config.get("Tty"))
-        proc["cwd"] = e.config.get("WorkingDir") or proc.get("cwd") or "/"
-        user = e.config.get("User") or c.Config.get("User") or ""
-        return rtspec.process_for_user(proc, user, privileged=bool(e.config.get("Privileged")))
+        bundle_cfg = read_json(e.container.dir / "bundle" / "config.json") or {}
+        return rtspec.exec_process(
+            bundle_cfg.get("process") or {}, args=list(e.config["Cmd"]), env=e.config.get("Env"),
+            user=e.config.get("User") or "", working_dir=e.config.get("WorkingDir") or "",
+            tty=bool(e.config.get("Tty")), privileged=bool(e.config.get("Privileged")))
 
     def check_startable(self, e: ExecInstance) -> None:
         if e.started:

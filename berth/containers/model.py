@@ -8,9 +8,9 @@ container.json, both written atomically.
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from berth.util import ZERO_TIME, atomic_write_json, parse_rfc3339
@@ -58,7 +58,7 @@ class Container:
     RestartCount: int = 0
     state: State = field(default_factory=State)
     # runtime-only (never persisted)
-    dir: Path = Path("/nonexistent")
+    dir: pathlib.Path = pathlib.Path("/nonexistent")
     exit_waiters: list[asyncio.Future] = field(default_factory=list, repr=False)
     removed_waiters: list[asyncio.Future] = field(default_factory=list, repr=False)
     pending_attaches: list[Any] = field(default_factory=list, repr=False)
@@ -76,7 +76,7 @@ class Container:
         atomic_write_json(self.dir / "state.json", asdict(self.state))
 
     @classmethod
-    def load(cls, cdir: Path, config: dict[str, Any], state: dict[str, Any] | None) -> Container:
+    def load(cls, cdir: pathlib.Path, config: dict[str, Any], state: dict[str, Any] | None) -> Container:
         c = cls(**{k: config[k] for k in cls.CONFIG_KEYS if k in config})
         c.dir = cdir
         if state:
@@ -93,7 +93,7 @@ class Container:
         return self.state.Running
 
     @property
-    def log_path(self) -> Path:
+    def log_path(self) -> pathlib.Path:
         return self.dir / f"{self.Id}-json.log"
 
     def status_text(self, now: float | None = None) -> str:

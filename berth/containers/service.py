@@ -237,6 +237,12 @@ class ContainerService:
                 c.state.Status = EXITED
                 c.state.FinishedAt = rfc3339_now()
             c.save_state()
+            waiters, c.exit_waiters = c.exit_waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(c.state.ExitCode)
+            if c.HostConfig.get("AutoRemove"):
+                await self._remove(c)  # dockerd cleans up an --rm container whose start failed
             raise StartError(reply["error"], c.state.ExitCode)
         s = c.state
         s.Status, s.Running, s.Paused, s.OOMKilled, s.Dead = RUNNING, True, False, False, False

@@ -72,7 +72,8 @@ async def serve(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> None:
     system = SystemService(cfg, containers, images, _detect_cgroups())
 
     app = make_app(Backends(containers=containers, images=images, system=system))
-    runner = web.AppRunner(app, handle_signals=False, access_log=log if cfg.debug else None)
+    runner = web.AppRunner(app, handle_signals=False, access_log=log if cfg.debug else None,
+                           handler_cancellation=True, shutdown_timeout=2)
     await runner.setup()
     if os.path.exists(sock_path):
         os.unlink(sock_path)
