@@ -73,7 +73,7 @@ class Container:
         atomic_write_json(self.dir / "container.json", {k: getattr(self, k) for k in self.CONFIG_KEYS})
 
     def save_state(self) -> None:
-        atomic_write_json(self.dir / "state.json", asdict(self.state))
+        atomic_write_json(self.dir / "state.json", asdict(self.state), durable=False)
 
     @classmethod
     def load(cls, cdir: pathlib.Path, config: dict[str, Any], state: dict[str, Any] | None) -> Container:

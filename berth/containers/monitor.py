@@ -239,7 +239,7 @@ class Monitor:
                 self.exit = {"exit_code": e.exit_code, "oom_killed": False,
                              "finished_at": rfc3339_now(), "error": e.message}
                 self.exit_deadline = 0
-                atomic_write_json(Path(self.spec.state_dir) / "exit.json", self.exit)
+                atomic_write_json(Path(self.spec.state_dir) / "exit.json", self.exit, durable=False)
                 return
             self._send(client, reply)
         elif op == "wait":
@@ -399,7 +399,7 @@ class Monitor:
                 rt.delete_container(Path(self.spec.bundle or ""))
             except Exception:
                 traceback.print_exc()
-        atomic_write_json(Path(self.spec.state_dir) / "exit.json", self.exit)
+        atomic_write_json(Path(self.spec.state_dir) / "exit.json", self.exit, durable=False)
         line = json.dumps(self.exit).encode() + b"\n"
         for client in list(self.clients):
             if client.op in ("start", "wait"):

@@ -266,7 +266,7 @@ class ContainerService:
         )
         from berth.util import atomic_write_json
 
-        atomic_write_json(c.dir / "bundle" / "config.json", spec)
+        atomic_write_json(c.dir / "bundle" / "config.json", spec, durable=False)
         mounts = self.layers.overlay_mounts(image.lower_dirs, c.dir / "rw" / "upper", c.dir / "rw" / "work")
         return spec, mounts
 

@@ -73,7 +73,8 @@ async def serve(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> None:
 
     app = make_app(Backends(containers=containers, images=images, system=system))
     runner = web.AppRunner(app, handle_signals=False, access_log=log if cfg.debug else None,
-                           handler_cancellation=True, shutdown_timeout=2)
+                           handler_cancellation=True, shutdown_timeout=2,
+                           access_log_format='"%r" %s %Tf')
     await runner.setup()
     if os.path.exists(sock_path):
         os.unlink(sock_path)
