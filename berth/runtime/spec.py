@@ -148,6 +148,15 @@ def resources(host_config: dict) -> dict:
     return res
 
 
+def _nofile_default() -> int:
+    """Docker's 1048576, or the daemon's own hard limit when that is lower: a runtime that does
+    not clamp (runc) would otherwise fail to apply the spec on such a host."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return DEFAULT_NOFILE if hard == resource.RLIM_INFINITY else min(DEFAULT_NOFILE, hard)
+
+
 def generate_spec(*, container_id: str, config: dict, host_config: dict, hostname_path: str,
                   hosts_path: str, resolv_path: str, cgroups_path: str) -> dict:
     """An OCI config.json for a container, from its merged Config and its HostConfig.
@@ -174,7 +183,7 @@ def generate_spec(*, container_id: str, config: dict, host_config: dict, hostnam
         "env": default_env(config.get("Env"), hostname, tty),
         "cwd": config.get("WorkingDir") or "/",
         "capabilities": capabilities(cap_names, user),
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": DEFAULT_NOFILE, "soft": DEFAULT_NOFILE}],
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": _nofile_default(), "soft": _nofile_default()}],
         "noNewPrivileges": "no-new-privileges" in (hc.get("SecurityOpt") or [])
         or "no-new-privileges:true" in (hc.get("SecurityOpt") or []),
         "oomScoreAdj": int(hc.get("OomScoreAdj") or 0),
