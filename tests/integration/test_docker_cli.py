@@ -550,3 +550,71 @@ def test_rmi_unknown_image_message(berth):
     r = berth.docker("rmi", "nosuch-img")
     assert r.returncode == 1
     assert r.stderr == "Error response from daemon: No such image: nosuch-img:latest\n"
+
+
+def test_run_options_env_user_workdir_entrypoint(berth):
+    ok(berth.docker("run", "--rm", "-e", "FOO=bar", "busybox", "sh", "-c", "echo $FOO"), "bar\n")
+    ok(berth.docker("run", "--rm", "-u", "65534", "busybox", "id", "-u"), "65534\n")
+    ok(berth.docker("run", "--rm", "-w", "/tmp", "busybox", "pwd"), "/tmp\n")
+    ok(berth.docker("run", "--rm", "-w", "/new/dir", "busybox", "pwd"), "/new/dir\n")  # created
+    ok(berth.docker("run", "--rm", "--entrypoint", "echo", "busybox", "via", "entrypoint"),
+       "via entrypoint\n")
+    ok(berth.docker("run", "--rm", "--hostname", "bthost", "busybox", "hostname"), "bthost\n")
+
+
+def test_run_tty(berth):
+    # -t without -i works with a non-terminal stdin; the pty turns \n into \r\n
+    # (bytes input: text mode would translate the \r\n away)
+    ok(berth.docker("run", "--rm", "-t", "busybox", "echo", "hi", input=b""), "hi\r\n")
+    name = uniq()
+    run_d(berth, *SLEEPER, name=name)
+    ok(berth.docker("exec", "-t", name, "echo", "x", input=b""), "x\r\n")
+
+
+def test_run_detached_rm_removes_after_exit(berth):
+    cid = run_d(berth, "sh", "-c", "exit 0", opts=("--rm",))
+    wait_for(lambda: cid not in berth.ids(), "the --rm container to go")
+
+
+def test_run_default_hostname_is_short_id(berth):
+    name = uniq()
+    r = ok(berth.docker("run", "--name", name, "busybox", "hostname"))
+    assert r.stdout.strip() == inspect(berth, name)["Id"][:12]
+
+
+def test_exec_detached(berth):
+    name = uniq()
+    run_d(berth, *SLEEPER, name=name)
+    ok(berth.docker("exec", "-d", name, "sh", "-c", "echo done > /tmp/flag"), "")
+    wait_for(lambda: berth.docker("exec", name, "cat", "/tmp/flag").stdout == "done\n", "the -d exec")
+
+
+def test_multiple_containers_per_command(berth):
+    a, b = uniq(), uniq()
+    run_d(berth, *SLEEPER, name=a)
+    run_d(berth, *SLEEPER, name=b)
+    ok(berth.docker("stop", "-t", "1", a, b), f"{a}\n{b}\n")
+    ok(berth.docker("start", a, b), f"{a}\n{b}\n")
+    ok(berth.docker("rm", "-f", a, b), f"{a}\n{b}\n")
+    r = berth.docker("rm", "-f", a, "nosuch-ctr")
+    assert r.returncode == 0
+
+
+def test_inspect_container_and_image_together(berth):
+    name = uniq()
+    ok(berth.docker("create", "--name", name, "busybox", "true"))
+    r = ok(berth.docker("inspect", "-f", "{{.Id}}", name, "busybox"))
+    first, second = r.stdout.split()
+    assert HEX64.match(first)
+    assert second.startswith("sha256:")
+
+
+def test_ps_no_trunc_and_quiet(berth):
+    name = uniq()
+    cid = run_d(berth, *SLEEPER, name=name)
+    r = ok(berth.docker("ps", "-q"))
+    assert cid[:12] in r.stdout.split()
+    r = ok(berth.docker("ps", "--no-trunc", "--filter", f"id={cid}", "--format", "{{.ID}} {{.Command}}"))
+    assert r.stdout == f'{cid} "sleep 300"\n'
+    r = ok(berth.docker("container", "ls", "-a", "--filter", f"name={name}", "-q"))
+    assert r.stdout == cid[:12] + "\n"
