@@ -26,6 +26,7 @@ Run it as root from the repository: ``.venv/bin/python bench/run_bench.py`` (``-
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -206,6 +207,7 @@ class Engine:
     run_extra: list[str]  # flags after `run`
     daemon_pid: int = 0
     image: str = "busybox"
+    api_sock: str = ""
     failures: list[Failure] = field(default_factory=list)
     created: set[str] = field(default_factory=set)
 
@@ -237,6 +239,57 @@ class Engine:
         if self.created:
             self.cmd("rm", "-f", *sorted(self.created), record=False)
             self.created.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# The Engine API, without a CLI
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 60) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def api(sock: str, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+    c = UnixHTTPConnection(sock)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        c.request(method, path, body=data, headers=headers)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def api_run_rm(eng: Engine) -> float:
+    """What `run --rm IMAGE true` asks of the daemon, straight over the socket: create, start,
+    wait, delete (one connection per request, as a CLI does). Returns the wall time."""
+    sock = eng.api_sock
+    t0 = time.perf_counter()
+    st, out = api(sock, "POST", "/containers/create",
+                  {"Image": eng.image, "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}})
+    if st != 201:
+        eng.failures.append(Failure(eng.name, ["API POST /containers/create"], st, out.decode(errors="replace")))
+        return time.perf_counter() - t0
+    cid = json.loads(out)["Id"]
+    eng.created.add(cid)
+    for method, path, ok in (("POST", f"/containers/{cid}/start", (204,)),
+                             ("POST", f"/containers/{cid}/wait", (200,)),
+                             ("DELETE", f"/containers/{cid}", (204,))):
+        st, out = api(sock, method, path)
+        if st not in ok:
+            eng.failures.append(Failure(eng.name, [f"API {method} {path}"], st, out.decode(errors="replace")))
+            break
+    else:
+        eng.created.discard(cid)
+    return time.perf_counter() - t0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +379,15 @@ def make_busybox_tar(out: Path) -> Path:
     return out
 
 
-def start_berthd(base: Path, tar: Path, cleanup: Cleanup) -> tuple[Engine, subprocess.Popen]:
+def python_env(pyc_dir: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if pyc_dir is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pyc_dir)
+    return env
+
+
+def start_berthd(base: Path, tar: Path, cleanup: Cleanup, pyc_dir: Path | None) -> tuple[Engine, subprocess.Popen]:
     base.mkdir(parents=True)
     sock = base / "b.sock"
     (base / "daemon.json").write_text("{}\n")
@@ -334,7 +395,7 @@ def start_berthd(base: Path, tar: Path, cleanup: Cleanup) -> tuple[Engine, subpr
     proc = subprocess.Popen(
         berthd_cmd() + ["-H", f"unix://{sock}", "--data-root", str(base / "data"),
                         "--exec-root", str(base / "run"), "--config-file", str(base / "daemon.json")],
-        stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, cwd=REPO)
+        stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, cwd=REPO, env=python_env(pyc_dir))
     logf.close()
 
     def stop() -> None:
@@ -345,10 +406,10 @@ def start_berthd(base: Path, tar: Path, cleanup: Cleanup) -> tuple[Engine, subpr
             raise RuntimeError(f"berthd children {left} survive SIGKILL")
     cleanup.add("stop berthd", stop)
     wait_for_socket(str(sock), proc, "berthd")
-    env = dict(os.environ)
+    env = python_env(pyc_dir)
     env.pop("DOCKER_HOST", None)
     env["BERTH_HOST"] = f"unix://{sock}"
-    eng = Engine("berth", berth_cli(), env, [], daemon_pid=proc.pid)
+    eng = Engine("berth", berth_cli(), env, [], daemon_pid=proc.pid, api_sock=str(sock))
     cleanup.add("remove berth containers", eng.remove_all_created)
     _, p = eng.cmd("import", str(tar), "busybox:latest")
     if p.returncode != 0:
@@ -440,7 +501,8 @@ def start_own_dockerd(base: Path, cli: str, tar: Path, cleanup: Cleanup, ulimit:
     env = dict(os.environ)
     env.pop("DOCKER_HOST", None)
     env.pop("DOCKER_CONTEXT", None)
-    eng = Engine("docker", [cli, "-H", f"unix://{sock}"], env, ["--network", "none"], daemon_pid=proc.pid)
+    eng = Engine("docker", [cli, "-H", f"unix://{sock}"], env, ["--network", "none"], daemon_pid=proc.pid,
+                 api_sock=str(sock))
     cleanup.add("remove docker containers", eng.remove_all_created)
     _, p = eng.cmd("import", str(tar), "busybox:latest")
     if p.returncode != 0:
@@ -487,7 +549,7 @@ def ensure_peer_docker(base: Path, tar: Path, cleanup: Cleanup, force_own: bool)
         if host.startswith("unix://") and docker_reachable(cli, host):
             log(f"using the reachable dockerd at {host}")
             env = dict(os.environ)
-            eng = Engine("docker", [cli, "-H", host], env, ["--network", "none"])
+            eng = Engine("docker", [cli, "-H", host], env, ["--network", "none"], api_sock=host[len("unix://"):])
             cleanup.add("remove docker containers", eng.remove_all_created)
             # Do not overwrite the user's busybox:latest: use a tag of our own.
             tag = "berth-bench-busybox:latest"
@@ -572,6 +634,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--own-docker", action="store_true",
                     help="start a private dockerd even if one is reachable")
+    ap.add_argument("--pyc", action="store_true",
+                    help="let berth's Python cache bytecode (in the temp dir, via PYTHONPYCACHEPREFIX), "
+                         "as an installed package would; by default the environment is left as it is")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = ap.parse_args()
     n = args.n or (5 if args.quick else 20)
@@ -598,13 +663,14 @@ def main() -> int:
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, on_signal)
 
-    results: dict = {"n": n, "warmup": args.warmup}
+    results: dict = {"n": n, "warmup": args.warmup, "pyc": bool(args.pyc),
+                     "dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))}
     started: list[Engine] = []
     rc = 0
     try:
         tar = make_busybox_tar(base / "busybox.tar")
         log(f"temp dir {base}; starting berthd")
-        b, bproc = start_berthd(base / "b", tar, cleanup)
+        b, bproc = start_berthd(base / "b", tar, cleanup, base / "pyc" if args.pyc else None)
         started.append(b)
         peer = ensure_peer_docker(base / "d", tar, cleanup, args.own_docker)
         d = peer.engine
@@ -628,11 +694,22 @@ def main() -> int:
                 times[e.name].append(dt)
 
         # CLI + API round trip without a container: `version`
+        for e in engines:
+            e.cmd("version")
         ver: dict[str, list[float]] = {"berth": [], "docker": []}
         for i in range(n):
             for e in (engines if i % 2 == 0 else engines[::-1]):
                 dt, _ = e.cmd("version")
                 ver[e.name].append(dt)
+
+        # The same as run --rm, straight over the API (no CLI start-up)
+        log(f"the same over the API (create, start, wait, delete) x{n}, then version x{n}")
+        api_t: dict[str, list[float]] = {"berth": [], "docker": []}
+        for e in engines:
+            api_run_rm(e)
+        for i in range(n):
+            for e in (engines if i % 2 == 0 else engines[::-1]):
+                api_t[e.name].append(api_run_rm(e))
 
         # 2. detached starts and rm -f
         log(f"run -d busybox sleep 300 x{n}, then rm -f x{n}, per engine")
@@ -700,7 +777,7 @@ def main() -> int:
             }
 
         # Report
-        results.update({"version": ver, "times": times, "phase": phase, "start_latency": start_lat, "mem": mem,
+        results.update({"api": api_t, "version": ver, "times": times, "phase": phase, "start_latency": start_lat, "mem": mem,
                         "fresh": fresh, "docker_version": peer.version})
         report(results, n, args.warmup)
         if args.json:
@@ -737,6 +814,11 @@ def report(r: dict, n: int, warmup: int) -> None:
     print()
     print(f"Berth vs Docker {r['docker_version']} (peer dockerd: --network none for docker), "
           f"N={n} after {warmup} warm-ups, wall time of the CLI command")
+    if r["pyc"]:
+        print("berth's bytecode cached (--pyc: PYTHONPYCACHEPREFIX in the temp dir)")
+    elif r["dont_write_bytecode"]:
+        print("PYTHONDONTWRITEBYTECODE is set and --pyc not given: each berth CLI call compiles "
+              "berth's modules from source (unless .pyc files exist already)")
     print()
     w = 38
     print(f"{'':{w}} {'berth':>12} {'docker':>12} {'berth/docker':>13}")
@@ -749,6 +831,9 @@ def report(r: dict, n: int, warmup: int) -> None:
     row("run --rm busybox true  median", statistics.median(t["berth"]), statistics.median(t["docker"]), True)
     row("run --rm busybox true  p90", pct(t["berth"], 0.9), pct(t["docker"], 0.9), True)
     row("run --rm busybox true  min", min(t["berth"]), min(t["docker"]))
+    a = r["api"]
+    row("API create/start/wait/delete median", statistics.median(a["berth"]), statistics.median(a["docker"]))
+    row("API create/start/wait/delete p90", pct(a["berth"], 0.9), pct(a["docker"], 0.9))
     v = r["version"]
     row("version (CLI+API, no container) median", statistics.median(v["berth"]), statistics.median(v["docker"]))
     row(f"run -d sleep 300  x{n} total", ph["berth"]["start"], ph["docker"]["start"], True)
