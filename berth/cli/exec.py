@@ -21,7 +21,7 @@ EXEC.flag("workdir", "w", help="Working directory inside the container")
 
 def exec_(ctx: Context, argv: list[str]) -> int:
     from berth.cli.runconfig import collect_env
-    from berth.cli.streams import RawTerminal, attach_streams, parse_detach_keys
+    from berth.cli.streams import RawTerminal, attach_streams, parse_detach_keys, terminal_size
 
     opts, args = EXEC.parse(argv)
     ref, cmd = args[0], args[1:]
@@ -38,14 +38,20 @@ def exec_(ctx: Context, argv: list[str]) -> int:
             "AttachStdin": stdin, "AttachStderr": not opts.detach, "AttachStdout": not opts.detach,
             "Detach": bool(opts.detach), "DetachKeys": opts.detach_keys or "", "Env": env,
             "WorkingDir": opts.workdir or "", "Cmd": cmd}
+    # Like docker: with -t the exec's pty starts at the local terminal's size, so a resize
+    # racing the process start cannot leave it at 0x0.
+    console = {"ConsoleSize": list(terminal_size() or (0, 0))} if tty else {}
+    body.update(console)
     reply = client.call("POST", f"/containers/{quote_path(ref)}/exec", json_body=body) or {}
     exec_id = reply.get("Id")
     if not exec_id:
         raise CLIError("exec ID empty", 1)
     if opts.detach:
-        client.request("POST", f"/exec/{exec_id}/start", json_body={"Detach": True, "Tty": tty}).read()
+        client.request("POST", f"/exec/{exec_id}/start",
+                       json_body={"Detach": True, "Tty": tty, **console}).read()
         return 0
-    hijacked = client.hijack(f"/exec/{exec_id}/start", json_body={"Detach": False, "Tty": tty})
+    hijacked = client.hijack(f"/exec/{exec_id}/start",
+                             json_body={"Detach": False, "Tty": tty, **console})
     with RawTerminal(tty and stdin):
         if tty:
             from berth.cli.run import _on_winch, _resize
