@@ -147,6 +147,49 @@ def _procs_in_cgroup(cid: str) -> list[int]:
     return found
 
 
+def _procs_naming(cid: str) -> list[str]:
+    """Live processes whose command line mentions ``cid`` (a monitor, say)."""
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and int(d) != os.getpid() and _alive(int(d)):
+            try:
+                cmdline = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if cid in cmdline or cid[:24] in cmdline:
+                found.append(f"{d}: {cmdline}")
+    return found
+
+
+def _ppids() -> dict[int, int]:
+    out = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                out[int(d)] = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def _daemon_grandchildren(berth) -> list[int]:
+    """Live processes below the daemon's own helpers (monitors, container processes)."""
+    ppids = _ppids()
+    top = berth.daemon.proc.pid
+    children = {p for p, pp in ppids.items() if pp == top}
+    below, frontier = set(), children
+    while frontier:
+        frontier = {p for p, pp in ppids.items() if pp in frontier} - below
+        below |= frontier
+    return sorted(p for p in below if _alive(p))
+
+
+def _exec_root_leftovers(berth, cid: str) -> list[str]:
+    root = berth.daemon.exec_root
+    return [os.path.join(dp, f) for dp, dirs, files in os.walk(root) for f in dirs + files
+            if cid[:12] in f] if root.exists() else []
+
+
 def _alive(pid: int) -> bool:
     """True if ``pid`` exists and is not a zombie."""
     try:
@@ -161,11 +204,17 @@ def _assert_gone(berth, cid: str, pid: int) -> None:
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid), f"container process {pid} still alive"
+    # The container's monitor goes too (this test's container is the daemon's only one).
+    while _daemon_grandchildren(berth) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _daemon_grandchildren(berth) == []
     assert _mounted(cid) == []
     assert _mounted_anywhere(cid) == []
     assert _cgroup_dirs(cid) == []
     assert [p for p in _procs_in_cgroup(cid) if _alive(p)] == []
+    assert _procs_naming(cid) == []
     assert not (berth.daemon.data_root / "containers" / cid).exists()
+    assert _exec_root_leftovers(berth, cid) == []
     assert cid not in berth.ids()
 
 
@@ -181,6 +230,7 @@ def _running(berth, *args: str) -> tuple[str, int]:
     assert _mounted(cid, str(pid)), "the container's rootfs mount should name its id"
     assert len(_cgroup_dirs(cid)) == len(CGROUP_CONTROLLERS)
     assert pid in _procs_in_cgroup(cid)
+    assert pid in _daemon_grandchildren(berth)
     assert (berth.daemon.data_root / "containers" / cid).is_dir()
     return cid, pid
 
@@ -211,6 +261,11 @@ def test_run_rm_leaves_nothing(berth):
     ids = set(re.findall(r"berth/([0-9a-f]{64})", r.stdout))
     assert len(ids) == 1, r.stdout
     cid = ids.pop()
-    assert _mounted(cid) == []
+    assert _mounted_anywhere(cid) == []
     assert _cgroup_dirs(cid) == []
     assert [p for p in _procs_in_cgroup(cid) if _alive(p)] == []
+    assert _exec_root_leftovers(berth, cid) == []
+    deadline = time.monotonic() + 10
+    while _daemon_grandchildren(berth) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _daemon_grandchildren(berth) == []
