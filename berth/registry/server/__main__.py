@@ -1,0 +1,5 @@
+import sys
+
+from berth.registry.server.cli import main
+
+sys.exit(main())
