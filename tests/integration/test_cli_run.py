@@ -128,3 +128,43 @@ def test_run_interactive_stdin_eof_and_volume(berth):
     r = berth("run", "-i", "--rm", "busybox", "sh", "-c", "wc -l; echo done", input=data)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["20000", "done"]
+
+
+def test_run_forwards_signals_to_container(berth):
+    import signal
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "berth.cli.main", "run", "--rm", "busybox", "sh", "-c",
+                          'trap "echo got TERM; exit 3" TERM; echo ready; while true; do sleep 0.1; done'],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                         env=berth.daemon.env(), text=True)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        p.send_signal(signal.SIGTERM)  # the CLI proxies it to the container (--sig-proxy default)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 3, err
+    assert out == "got TERM\n"
+
+
+def test_run_detached_rm_removes_on_exit(berth):
+    import time
+
+    before = berth.ids()
+    r = berth("run", "-d", "--rm", "busybox", "sh", "-c",
+              'trap "exit 0" TERM; while true; do sleep 0.1; done')
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    assert HEX64.match(cid)
+    assert berth.inspect(cid)["State"]["Running"] is True
+    r = berth("stop", cid)
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 15
+    while cid in berth.ids():
+        assert time.monotonic() < deadline, "auto-removed container still listed"
+        time.sleep(0.05)
+    assert berth.ids() == before

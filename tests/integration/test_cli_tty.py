@@ -188,3 +188,41 @@ def test_exec_it_second_shell(berth):
             second.close()
         first.close()
     assert berth.inspect(n)["State"]["Running"] is False
+
+
+def test_run_it_ctrl_c_interrupts_inside(berth):
+    n = name()
+    term = Terminal(["run", "-it", "--name", n, "busybox", "sh"], berth.daemon.env())
+    try:
+        term.expect(r"# ")
+        term.type("sleep 300\r")
+        deadline = time.monotonic() + 15
+        while "sleep 300" not in berth("exec", n, "ps", "-o", "args").stdout:
+            assert time.monotonic() < deadline, "sleep never started"
+            time.sleep(0.05)
+        term.type("\x03")  # Ctrl-C goes to the container's terminal, not to the CLI
+        term.expect(r"\^C")
+        assert term.run("echo status=$?", "END8").strip().splitlines()[-1] == "status=130"
+        assert term.proc.poll() is None
+        assert berth.inspect(n)["State"]["Running"] is True
+        _answer(term)
+        term.type("exit\r")
+        assert term.wait() == 0
+    finally:
+        term.close()
+
+
+def test_run_it_detach_keys(berth):
+    n = name()
+    term = Terminal(["run", "-it", "--name", n, "busybox", "sh"], berth.daemon.env())
+    try:
+        term.expect(r"# ")
+        term.type("\x10\x11")  # Ctrl-P Ctrl-Q
+        term.expect("read escape sequence")
+        assert term.wait() == 1
+    finally:
+        term.close()
+    assert berth.inspect(n)["State"]["Running"] is True
+    # The shell is still there, and answers an exec.
+    r = berth("exec", n, "sh", "-c", "echo $((6*7))")
+    assert r.stdout == "42\n", r.stderr
