@@ -41,6 +41,7 @@ class Registry:
 
 
 REGISTRY = web.AppKey("registry", Registry)
+USER = web.RequestKey("user", str)
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
@@ -91,12 +92,13 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         reg = request.app[REGISTRY]
         if reg.auth is not None:
-            request["user"] = await reg.auth.check(request.headers.get("Authorization"))
+            request[USER] = await reg.auth.check(request.headers.get("Authorization"))
         return await handler(request)
     except RegistryError as e:
         if e.status >= 500:
             log.error("%s %s: %s", request.method, request.path, e)
-        return web.Response(status=e.status, body=e.body(), headers=e.headers,
+        headers = {k: v for k, v in e.headers.items() if k.lower() != "content-length"}
+        return web.Response(status=e.status, body=e.body(), headers=headers,
                             content_type="application/json")
     except web.HTTPException:
         raise
