@@ -21,3 +21,6 @@ fi
 extra=""
 [ "${1:-}" = "--test" ] && extra="[test]"
 .venv/bin/pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e ".${extra}" 2>&1 | grep -v "^WARNING: Location" || true
+# PYTHONDONTWRITEBYTECODE may be set: byte-compile once so every `berth` call does not
+# compile its modules again (the CLI is on the hot path of `berth run`).
+.venv/bin/python -m compileall -q -j 0 berth >/dev/null
