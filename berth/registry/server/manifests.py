@@ -27,6 +27,8 @@ FOREIGN_LAYERS = (
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 )
 MAX_MANIFEST_SIZE = 4 << 20
+# Content-Types that say nothing about the manifest: then its mediaType field (or shape) decides
+_GENERIC_TYPES = ("application/json", "application/octet-stream", "text/plain")
 
 
 @dataclass
@@ -88,6 +90,8 @@ def parse(data: bytes, content_type: str | None) -> Manifest:
         mt = ct
         if field_mt and field_mt != ct:
             raise _invalid(f"mediaType in manifest should be '{ct}' not '{field_mt}'")
+    elif ct and ct not in _GENERIC_TYPES:
+        raise _invalid(f"unsupported manifest media type {ct!r}")
     elif field_mt:
         mt = field_mt
     else:
