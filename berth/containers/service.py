@@ -114,8 +114,8 @@ class ContainerService:
         self.root.mkdir(parents=True, exist_ok=True)
         self.sock_dir.mkdir(parents=True, exist_ok=True)
         for cdir in sorted(self.root.iterdir()):
-            config = read_json(cdir / "container.json")
-            if not config:
+            config = None if cdir.name.startswith(".") else read_json(cdir / "container.json")
+            if not config:  # unfinished creates (.tmp-), removals (.trash-), debris
                 shutil.rmtree(cdir, ignore_errors=True)
                 continue
             c = Container.load(cdir, config, read_json(cdir / "state.json"))
@@ -390,11 +390,17 @@ class ContainerService:
             pass
         from berth.runtime.process import delete_container
 
-        def cleanup() -> None:
+        def cleanup() -> Path:
             delete_container(c.dir / "bundle")
-            shutil.rmtree(c.dir, ignore_errors=True)
+            trash = c.dir.with_name(".trash-" + c.Id)
+            os.rename(c.dir, trash)  # gone at once for everyone; the bytes go in the background
+            return trash
 
-        await asyncio.to_thread(cleanup)
+        try:
+            trash = await asyncio.to_thread(cleanup)
+            self._spawn(asyncio.to_thread(shutil.rmtree, trash, True))
+        except FileNotFoundError:
+            pass
         try:
             os.unlink(self.sock_path(c))
         except FileNotFoundError:
