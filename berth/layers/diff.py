@@ -47,7 +47,7 @@ class TarWriter:
     def add(self, ti: tarfile.TarInfo, src: BinaryIO | None = None) -> None:
         """Write ``ti``; for a regular file exactly ``ti.size`` bytes from ``src`` (zero-padded if
         the source turns out shorter, e.g. a file truncated while being read)."""
-        self.out.write(ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        self.out.write(_header(ti))
         if ti.type not in (tarfile.REGTYPE, tarfile.AREGTYPE) or ti.size == 0:
             return
         left = ti.size
@@ -68,13 +68,27 @@ class TarWriter:
         ti = tarfile.TarInfo(name)
         ti.size, ti.mode, ti.mtime = len(data), mode, mtime
         ti.uname = ti.gname = ""
-        self.out.write(ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        self.out.write(_header(ti))
         self.out.write(data)
         if len(data) % _BLOCK:
             self.out.write(b"\0" * (_BLOCK - len(data) % _BLOCK))
 
     def close(self) -> None:
         self.out.write(b"\0" * (2 * _BLOCK))
+
+
+def _header(ti: tarfile.TarInfo) -> bytes:
+    """``ti`` as PAX-format header blocks, with the ustar block patched to what Go writes: the
+    file type bits kept in the mode field (Python's tarfile drops them) and zero device numbers
+    written as octal zeros rather than left empty."""
+    buf = ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    hdr = bytearray(buf[-_BLOCK:])
+    hdr[100:108] = b"%07o\0" % (ti.mode & 0o7777777)
+    if ti.type not in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+        hdr[329:345] = b"0000000\0" * 2
+    hdr[148:156] = b" " * 8
+    hdr[148:155] = b"%06o\0" % sum(hdr)
+    return buf[:-_BLOCK] + bytes(hdr)
 
 
 # -- helpers ---------------------------------------------------------------------------------
