@@ -357,7 +357,8 @@ def test_htpasswd_auth(tmp_path):
 
     async def t(c):
         for headers in ({}, _basic("alice", "wrong"), _basic("bob", "x"), _basic("eve", "s3cret"),
-                        {"Authorization": "Bearer token"}, {"Authorization": "Basic !!!"}):
+                        _basic("alice", "x" * 100), {"Authorization": "Bearer token"},
+                        {"Authorization": "Basic !!!"}):
             r = await c.get("/v2/", headers=headers)
             assert r.status == 401, headers
             assert r.headers["WWW-Authenticate"] == 'Basic realm="test realm"'

@@ -83,7 +83,10 @@ class HtpasswdAuth:
         key = (user, hashlib.sha256(hashed + b"\0" + password.encode()).digest())
         if key in self._ok:
             return user
-        ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed)
+        try:
+            ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed)
+        except ValueError:  # a malformed hash in the file, or a password over bcrypt's 72 bytes
+            ok = False
         if not ok:
             raise self.challenge()
         self._ok.add(key)
