@@ -115,6 +115,20 @@ def test_run_nonzero_raises_container_error(client):
     assert ei.value.image == "busybox"
 
 
+def test_run_remove_nonzero_still_removes(client):
+    before = ids(client)
+    with pytest.raises(errors.ContainerError) as ei:
+        client.containers.run("busybox", ["sh", "-c", "echo bad >&2; exit 5"], remove=True)
+    assert ei.value.exit_status == 5
+    assert ei.value.stderr == b"bad\n"
+    assert ids(client) == before
+
+
+def test_run_stream(client):
+    gen = client.containers.run("busybox", ["sh", "-c", "echo g1; echo g2"], stream=True)
+    assert b"".join(gen) == b"g1\ng2\n"
+
+
 def test_run_detach_logs_wait(client):
     name = uniq()
     c = client.containers.run("busybox", ["sh", "-c", "echo d1; echo e1 >&2; sleep 0.3; echo d2"],
