@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(busybox-static procps iproute2 util-linux)
-[ "${1:-}" = "--test" ] && pkgs+=(tmux runc)
+[ "${1:-}" = "--test" ] && pkgs+=(tmux runc skopeo docker-registry)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
