@@ -190,7 +190,7 @@ def _layer_tar(images: Any, cid: str, diff_id: str) -> tuple[BinaryIO, int]:
         if meta.get("tar_size"):
             return decompressed(f), int(meta["tar_size"])
         f.close()
-    tmp = tempfile.TemporaryFile(dir=_tmp_dir(images))
+    tmp = tempfile.TemporaryFile(dir=spool_dir(images))
     diff_tar(layer.path, [], tmp)
     tmp.seek(0)
     h = hashlib.sha256()
@@ -275,7 +275,7 @@ def save(images: Any, names: list[str], out: BinaryIO) -> None:
 
 
 # -- reading archives --------------------------------------------------------------------------
-def _tmp_dir(images: Any) -> Path:
+def spool_dir(images: Any) -> Path:
     d = Path(getattr(images, "tmp_dir", None) or Path(images.root) / "tmp")
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -374,7 +374,7 @@ def _spooled(images: Any, src: BinaryIO) -> Iterator[BinaryIO]:
                 or head.startswith(b"\xfd7zXZ\x00") or head.startswith(b"\x28\xb5\x2f\xfd")):
             yield src
             return
-    with tempfile.TemporaryFile(dir=_tmp_dir(images)) as tmp:
+    with tempfile.TemporaryFile(dir=spool_dir(images)) as tmp:
         try:
             shutil.copyfileobj(decompressed(src), tmp, _CHUNK)
         except (EOFError, lzma.LZMAError, zlib.error) as e:
