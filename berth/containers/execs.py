@@ -30,6 +30,7 @@ class ExecInstance:
     started: bool = False
     exit_code: int | None = None
     pid: int = 0
+    pending_size: tuple[int, int] | None = None  # a resize that came before the process ran
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -116,6 +117,8 @@ class ExecService:
                 return
             raise StartError(reply["error"], e.exit_code)
         e.running, e.pid = True, reply["pid"]
+        if e.pending_size and tty:
+            await self.resize(exec_id, *e.pending_size)
         self.containers._spawn(self._watch(e, reader, writer, sock))
         if session:
             try:
@@ -140,6 +143,8 @@ class ExecService:
     async def resize(self, exec_id: str, h: int, w: int) -> None:
         e = self.get(exec_id)
         if not e.running:
+            if e.exit_code is None:
+                e.pending_size = (h, w)  # applied once the process runs
             return
         try:
             await monitor_call(str(self.containers.sock_dir / f"e-{exec_id[:24]}.sock"),
