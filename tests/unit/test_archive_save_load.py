@@ -283,3 +283,75 @@ def rebuild_bytes(raw: bytes, edit) -> bytes:
         return rebuild(p, edit)
     finally:
         p.unlink()
+
+
+def docker25_archive() -> bytes:
+    """The layers fixture rewritten as Docker 25+ saves: an OCI layout plus manifest.json."""
+    with tarfile.open(FIXTURES / "layers.docker-save.tar") as tf:
+        old = json.load(tf.extractfile("manifest.json"))[0]
+        config = tf.extractfile(old["Config"]).read()
+        layers = [tf.extractfile(p).read() for p in old["Layers"]]
+    blobs = {"sha256:" + hashlib.sha256(b).hexdigest(): b for b in [config, *layers]}
+    ids = list(blobs)
+    oci_manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": ids[0],
+                   "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d,
+                    "size": len(blobs[d])} for d in ids[1:]]}).encode()
+    mdigest = "sha256:" + hashlib.sha256(oci_manifest).hexdigest()
+    blobs[mdigest] = oci_manifest
+    files = {f"blobs/sha256/{d[7:]}": b for d, b in blobs.items()}
+    files["oci-layout"] = b'{"imageLayoutVersion":"1.0.0"}'
+    files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdigest,
+        "size": len(oci_manifest), "annotations": {
+            "io.containerd.image.name": "docker.io/fixture/layers:1",
+            "org.opencontainers.image.ref.name": "1"}}]}).encode()
+    files["manifest.json"] = json.dumps([{
+        "Config": f"blobs/sha256/{ids[0][7:]}", "RepoTags": ["fixture/layers:1"],
+        "Layers": [f"blobs/sha256/{d[7:]}" for d in ids[1:]]}]).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tf:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_load_docker25_archive(svc):
+    data = docker25_archive()
+    assert load(svc, io.BytesIO(data)) == ["fixture/layers:1"]
+    assert svc.resolve_id("fixture/layers:1") == expected("layers")[0]
+
+
+def test_docker25_index_only(svc):
+    """Without manifest.json the same archive loads as an OCI layout, named by containerd's
+    annotation."""
+    data = rebuild_bytes(docker25_archive(), lambda n, d: None if n == "manifest.json" else d)
+    assert load(svc, io.BytesIO(data)) == ["fixture/layers:1"]
+    assert svc.resolve_id("fixture/layers:1") == expected("layers")[0]
+
+
+def test_docker25_blob_tampered(svc):
+    data = docker25_archive()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        last = json.load(tf.extractfile("manifest.json"))[0]["Layers"][-1]
+    bad = rebuild_bytes(data, lambda n, d: d[:-1024] + b"\1" + d[-1023:] if n == last else d)
+    assert_refused(svc, bad, "digest mismatch")
+
+
+def test_symlink_out_of_archive_refused(svc):
+    top, _ = top_layer_name()
+    raw = (FIXTURES / "layers.docker-save.tar").read_bytes()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tin, tarfile.open(fileobj=out, mode="w") as tout:
+        for ti in tin:
+            if ti.name == top:
+                link = tarfile.TarInfo(top)
+                link.type, link.linkname = tarfile.SYMTYPE, "../../../../etc/passwd"
+                tout.addfile(link)
+                continue
+            tout.addfile(ti, tin.extractfile(ti) if ti.isreg() else None)
+    assert_refused(svc, out.getvalue(), "outside the archive")
