@@ -107,7 +107,7 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
 
 
 def make_app(backends: Backends) -> web.Application:
-    from berth.api import containers, images, system
+    from berth.api import archive, containers, images, system
     from berth.api import exec as exec_routes
 
     app = web.Application(
@@ -119,4 +119,5 @@ def make_app(backends: Backends) -> web.Application:
     containers.register(app.router, backends.containers)
     exec_routes.register(app.router, backends.containers)
     images.register(app.router, backends.images)
+    archive.register(app.router, backends)
     return app
