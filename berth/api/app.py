@@ -103,7 +103,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     for k, v in common_headers().items():
-        response.headers.setdefault(k, v)
+        response.headers[k] = v  # aiohttp has set its own Server header by now
 
 
 def make_app(backends: Backends) -> web.Application:

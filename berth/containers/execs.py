@@ -109,7 +109,7 @@ class ExecService:
         self.containers._event(c, "exec_start: " + " ".join(e.config["Cmd"]) + " ")
         if "error" in reply:
             writer.close()
-            e.exit_code = int(reply.get("exit_code", 126))
+            e.exit_code = 126  # dockerd 20.10 records 126 for any exec that could not start
             e.done.set()
             if session:
                 await session.write_error(_short_error(reply["error"]))

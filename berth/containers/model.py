@@ -112,7 +112,11 @@ class Container:
         return f"Exited ({s.ExitCode}) {human_duration(now - parse_rfc3339(s.FinishedAt))} ago"
 
     def command_text(self) -> str:
-        return " ".join([self.Path, *self.Args]).strip()
+        """The COMMAND of ``ps`` as dockerd builds it: arguments with a space are single-quoted."""
+        if not self.Args:
+            return self.Path
+        args = [f"'{a}'" if " " in a else a for a in self.Args]
+        return f"{self.Path} {' '.join(args)}"
 
 
 def human_duration(seconds: float) -> str:

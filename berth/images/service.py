@@ -230,10 +230,11 @@ class ImageService:
         return [s for _, s in out]
 
     def inspect(self, ref: str) -> dict:
-        """Engine API image inspect body. Raises NotFound(``No such image: <ref>``)."""
+        """Engine API image inspect body. Raises NotFound with dockerd's wrapped message,
+        ``no such image: X: No such image: X:latest``."""
         image_id = self._lookup(ref)
         if image_id is None:
-            raise NotFound(f"No such image: {ref}")
+            raise NotFound(f"no such image: {ref}: {self._not_found(ref).message}")
         config = self.store.config(image_id)
         meta = self.store.meta(image_id)
         tags, digests = self._tags(image_id)

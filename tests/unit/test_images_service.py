@@ -194,7 +194,7 @@ def test_inspect_and_history(svc):
     assert body["RootFS"]["Type"] == "layers" and len(body["RootFS"]["Layers"]) == 1
     assert body["GraphDriver"]["Name"] == "overlay2"
     assert body["Created"].endswith("Z") and "." in body["Created"]
-    with pytest.raises(NotFound, match="^No such image: nope$"):
+    with pytest.raises(NotFound, match="^no such image: nope: No such image: nope:latest$"):
         svc.inspect("nope")
     hist = svc.history("bt/h:1")
     created = int(parse_time(body["Created"]))
