@@ -483,7 +483,7 @@ def test_top(berth):
 
 def test_pause_unpause(berth):
     name = uniq()
-    cid = run_d(berth, *SLEEPER, name=name)
+    run_d(berth, *SLEEPER, name=name)
     ok(berth.docker("pause", name), name + "\n")
     st = inspect(berth, name)["State"]
     assert st["Status"] == "paused"
