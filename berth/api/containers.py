@@ -130,6 +130,10 @@ def register(router: web.UrlDispatcher, svc: Any) -> None:
         await svc.rename(request.match_info["id"], request.query.get("name", ""))
         return web.Response(status=204)
 
+    async def prune(request: web.Request) -> web.Response:
+        return json_response(await svc.prune(filters(request)))
+
+    add_route(router, "POST", "/containers/prune", prune)
     add_route(router, "POST", "/containers/create", create)
     add_route(router, "GET", "/containers/json", listing)
     add_route(router, "GET", "/containers/{id}/json", inspect)

@@ -73,6 +73,12 @@ def register(router: web.UrlDispatcher, svc: Any) -> None:
                                          qbool(request, "force"), not qbool(request, "noprune"))
         return json_response(result)
 
+    async def prune(request: web.Request) -> web.Response:
+        from berth.images.prune import prune_images
+
+        return json_response(await asyncio.to_thread(prune_images, svc, filters(request)))
+
+    add_route(router, "POST", "/images/prune", prune)
     add_route(router, "POST", "/images/create", create)
     add_route(router, "GET", "/images/json", listing)
     add_route(router, "GET", "/images/{name:.+}/json", inspect)

@@ -26,6 +26,18 @@ def register(router: web.UrlDispatcher, system: Any) -> None:
     async def info(request: web.Request) -> web.Response:
         return json_response(system.info())
 
+    async def df(request: web.Request) -> web.Response:
+        return json_response(await system.disk_usage())
+
+    async def networks_prune(request: web.Request) -> web.Response:
+        return json_response({"NetworksDeleted": None})  # no user networks yet
+
+    async def build_prune(request: web.Request) -> web.Response:
+        return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})  # no build cache yet
+
+    add_route(router, "GET", "/system/df", df)
+    add_route(router, "POST", "/networks/prune", networks_prune)
+    add_route(router, "POST", "/build/prune", build_prune)
     for method in ("GET", "HEAD"):
         add_route(router, method, "/_ping", ping)
     add_route(router, "GET", "/version", version)

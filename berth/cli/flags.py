@@ -126,18 +126,25 @@ class Command:
         )
 
     def arg_error(self) -> UsageError:
+        # docker CLI 28's cli/required.go: "See" only for a minimum; its RequiresMaxArgs really
+        # prints "SRun" (a truncated "See" left in front of the new "Run" line).
         lo, hi = self.min_args, self.max_args
+        hint = "Run"
         if hi == 0:
             what = "accepts no arguments"
         elif lo == hi:
             what = f"requires {lo} argument" + ("s" if lo != 1 else "")
         elif hi is None:
             what = f"requires at least {lo} argument" + ("s" if lo != 1 else "")
+            hint = "See"
+        elif lo == 0:
+            what = f"requires at most {hi} argument" + ("s" if hi != 1 else "")
+            hint = "SRun"
         else:
             what = f"requires at least {lo} and at most {hi} arguments"
         return UsageError(
             f"{PROG}: '{PROG} {self.name}' {what}\n\n{self.usage_line()}\n\n"
-            f"See '{PROG} {self.name} --help' for more information",
+            f"{hint} '{PROG} {self.name} --help' for more information",
             1,
         )
 

@@ -28,7 +28,7 @@ from berth.containers.model import CREATED, EXITED, REMOVING, RUNNING, Container
 from berth.containers.monitor import MonitorSpec
 from berth.containers.spawner import ForkServer, monitor_call, monitor_request
 from berth.errors import Conflict, InvalidArgument, NotFound, NotModified, StartError
-from berth.util import read_json, rfc3339_now
+from berth.util import parse_rfc3339, read_json, rfc3339_now
 
 log = logging.getLogger("berth.containers")
 
@@ -573,6 +573,48 @@ class ContainerService:
             if len(fields) > pid_col and fields[pid_col].isdigit() and int(fields[pid_col]) in pids:
                 procs.append(fields)
         return {"Titles": titles, "Processes": procs}
+
+    # -- prune and disk usage ------------------------------------------------------------------
+    def size_rw(self, c: Container) -> int:
+        """Bytes written by the container: the files of its read-write layer."""
+        total = 0
+        for dirpath, _dirs, files in os.walk(c.dir / "rw" / "upper"):
+            for name in files:
+                try:
+                    st = os.lstat(os.path.join(dirpath, name))
+                except OSError:
+                    continue
+                if not (st.st_mode & 0o170000 == 0o020000 and st.st_rdev == 0):  # not a whiteout
+                    total += st.st_size
+        return total
+
+    async def prune(self, filters: dict[str, list[str]]) -> dict[str, Any]:
+        """Remove every stopped container matching ``filters`` (label, label!, until)."""
+        from berth.images.prune import _labels_ok, _until
+
+        until = _until(filters.get("until", []))
+        deleted, reclaimed = [], 0
+        for c in list(self.containers.values()):
+            if c.state.Running or c.state.Status == REMOVING:
+                continue
+            if until is not None and parse_rfc3339(c.Created) > until:
+                continue
+            if not _labels_ok(c.Config.get("Labels") or {}, filters.get("label", []),
+                              filters.get("label!", [])):
+                continue
+            reclaimed += await asyncio.to_thread(self.size_rw, c)
+            await self._remove(c)
+            deleted.append(c.Id)
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    async def disk_usage(self, image_sizes: dict[str, int]) -> list[dict[str, Any]]:
+        out = []
+        for c in views.sort_newest_first(list(self.containers.values())):
+            s = views.summary(c)
+            s["SizeRw"] = await asyncio.to_thread(self.size_rw, c)
+            s["SizeRootFs"] = s["SizeRw"] + image_sizes.get(c.ImageID, 0)
+            out.append(s)
+        return out
 
     async def close(self) -> None:
         for task in list(self._tasks):

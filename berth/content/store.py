@@ -94,6 +94,10 @@ class BlobWriter:
         self.size += len(data)
         return len(data)
 
+    def flush(self) -> None:
+        """Make what was written so far visible to readers of the temp file (see :meth:`reopen`)."""
+        self._f.flush()
+
     @property
     def digest(self) -> str:
         return "sha256:" + self._h.hexdigest()

@@ -53,6 +53,21 @@ class SystemService:
             "Arch": "amd64", "KernelVersion": kernel, "BuildTime": "",
         }
 
+    async def disk_usage(self) -> dict[str, Any]:
+        """GET /system/df: layers counted once however many images share them."""
+        import asyncio
+
+        from berth.images.prune import image_disk_usage
+
+        per_image: dict[str, int] = {}
+        for c in self.containers.containers.values():
+            per_image[c.ImageID] = per_image.get(c.ImageID, 0) + 1
+        layers_size, images = await asyncio.to_thread(image_disk_usage, self.images, per_image)
+        sizes = {i["Id"]: i["Size"] for i in images}
+        return {"LayersSize": layers_size, "Images": images,
+                "Containers": await self.containers.disk_usage(sizes), "Volumes": [],
+                "BuildCache": [], "BuilderSize": 0}
+
     def info(self) -> dict[str, Any]:
         cs = list(self.containers.containers.values())
         running = sum(1 for c in cs if c.state.Running and not c.state.Paused)
