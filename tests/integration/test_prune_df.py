@@ -9,7 +9,7 @@ def test_system_df_counts_shared_layers_once(berth):
     try:
         r = berth.docker("system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Size}}", check=True)
         rows = dict(line.split(" ", 1) for line in r.stdout.splitlines())
-        images = berth.docker("images", "-q", "--no-trunc", check=True).stdout.split()
+        images = berth.docker("images", "-a", "-q", "--no-trunc", check=True).stdout.split()
         assert rows["Images"].split()[0] == str(len(set(images)))
         busybox_size = berth.docker("image", "inspect", "-f", "{{.Size}}", "busybox", check=True).stdout.strip()
         assert int(busybox_size) > 1_000_000
