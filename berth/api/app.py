@@ -33,6 +33,7 @@ class Backends:
     containers: Any
     images: Any
     system: Any
+    registry: Any = None  # berth.registry.client.RegistryService: pull, push, login
 
 
 def common_headers() -> dict[str, str]:
@@ -107,7 +108,7 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
 
 
 def make_app(backends: Backends) -> web.Application:
-    from berth.api import archive, containers, images, system
+    from berth.api import archive, containers, images, registry, system
     from berth.api import exec as exec_routes
 
     app = web.Application(
@@ -118,6 +119,7 @@ def make_app(backends: Backends) -> web.Application:
     system.register(app.router, backends.system)
     containers.register(app.router, backends.containers)
     exec_routes.register(app.router, backends.containers)
+    registry.register(app.router, backends.registry)
     images.register(app.router, backends.images)
     archive.register(app.router, backends)
     return app

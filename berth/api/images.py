@@ -1,4 +1,5 @@
-"""Routes under /images: import, list, inspect, history, tag, remove (pull/push/save/load later)."""
+"""Routes under /images: import, pull (the registry backend, see registry.py), list, inspect,
+history, tag, remove."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
+from berth.api import registry
 from berth.api.app import add_route
 from berth.api.util import filters, json_response, qbool
-from berth.errors import SystemError_
+from berth.errors import InvalidArgument, SystemError_
 
 
 async def _spool_body(request: web.Request, directory: str | None) -> Any:
@@ -46,10 +48,12 @@ def register(router: web.UrlDispatcher, svc: Any) -> None:
             await resp.write(json.dumps({"status": image_id}).encode() + b"\r\n")
             await resp.write_eof()
             return resp
-        ref = q.get("fromImage", "")
-        if q.get("tag"):
-            ref += ("@" if q["tag"].startswith("sha256:") else ":") + q["tag"]
-        raise SystemError_(f"pull of {ref} failed: this daemon cannot reach registries yet")
+        if not q.get("fromImage"):
+            raise InvalidArgument("either fromImage or fromSrc is required")
+        events = registry.backend(request).pull(
+            q["fromImage"], q.get("tag") or None, registry.registry_auth(request),
+            q.get("platform") or None)
+        return await registry.stream_progress(request, events)
 
     async def listing(request: web.Request) -> web.Response:
         f = filters(request)

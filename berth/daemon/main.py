@@ -51,6 +51,7 @@ async def serve(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> None:
     from berth.containers.spawner import ForkServer
     from berth.daemon.system import SystemService
     from berth.images.service import ImageService
+    from berth.registry.client import RegistryService
 
     cfg.data_root.mkdir(parents=True, exist_ok=True, mode=0o710)
     cfg.exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -70,8 +71,9 @@ async def serve(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> None:
     images.image_in_use = containers.image_in_use
     await containers.recover()
     system = SystemService(cfg, containers, images, _detect_cgroups())
+    registry = RegistryService.from_config(cfg, images)
 
-    app = make_app(Backends(containers=containers, images=images, system=system))
+    app = make_app(Backends(containers=containers, images=images, system=system, registry=registry))
     runner = web.AppRunner(app, handle_signals=False, access_log=log if cfg.debug else None,
                            handler_cancellation=True, shutdown_timeout=2,
                            access_log_format='"%r" %s %Tf')
@@ -94,6 +96,7 @@ async def serve(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> None:
     finally:
         log.info("berthd shutting down; containers keep running")
         await runner.cleanup()
+        await registry.close()
         await containers.close()
         await forkserver.close()
         for path in (sock_path, str(pidfile)):

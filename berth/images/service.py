@@ -129,6 +129,19 @@ class ImageService:
                 self.store.set_ref(str(ref), digest)
         return digest
 
+    def add_repo_digest(self, image_id: str, ref: Reference | str) -> None:
+        """Record ``name@sha256:<manifest digest>`` (RepoDigests) for a pulled or pushed image.
+
+        Raises InvalidArgument for a reference without a digest, NotFound for an unknown image.
+        """
+        parsed = parse(str(ref)) if isinstance(ref, str) else ref
+        if parsed.digest is None:
+            raise InvalidArgument(f"{ref}: not a digest reference")
+        with self.store.lock:
+            if not self.store.exists(image_id):
+                raise NotFound(f"No such image: {image_id}")
+            self.store.set_ref(str(Reference(parsed.domain, parsed.path, None, parsed.digest)), image_id)
+
     # -- lookups -------------------------------------------------------------------------------
     def _lookup(self, ref: str) -> str | None:
         """The image id ``ref`` names, or None."""
@@ -299,7 +312,15 @@ class ImageService:
                         f"container {user[:12]} is using its referenced image {_short(image_id)}")
                 self.store.remove_ref(str(by_name))
                 out.append({"Untagged": by_name.familiar_string()})
-                if len(refs) > 1:
+                refs = [r for r in refs if str(r) != str(by_name)]
+                if by_name.digest is None and not any(
+                        r.digest is None and r.name == by_name.name for r in refs):
+                    # dockerd: the last tag of a repository takes that repository's digests along
+                    for r in [r for r in refs if r.digest is not None and r.name == by_name.name]:
+                        self.store.remove_ref(str(r))
+                        out.append({"Untagged": r.familiar_string()})
+                        refs.remove(r)
+                if refs:
                     return out
             else:
                 if len({r.name for r in refs}) > 1 and not force:

@@ -415,7 +415,7 @@ class Puller:
                 try:
                     await self._fetch_once(repo, layer, sp, emit, throttle)
                     break
-                except (RegistryError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+                except (TimeoutError, RegistryError, aiohttp.ClientError, OSError) as e:
                     retriable = getattr(e, "retriable", True)
                     attempt += 1
                     if not retriable or attempt > RETRIES:
