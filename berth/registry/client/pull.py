@@ -500,6 +500,11 @@ class Puller:
             err = sp.error
             raise err if isinstance(err, BaseException) else RegistryError("download failed") from None
         except InvalidArgument as e:
+            # A bad blob is reported as such: wait for its download to be verified first.
+            while not sp.done and sp.error is None:
+                await asyncio.sleep(0.05)
+            if sp.error is not None:
+                raise sp.error from None
             raise RegistryError(f"failed to register layer: {e.message}") from None
         emit(P.bar("Extracting", layer.id, total or raw.pos, total or raw.pos))
         emit(P.layer("Pull complete", layer.id))
