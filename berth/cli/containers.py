@@ -194,7 +194,9 @@ def ps(ctx: Context, argv: list[str]) -> int:
         ctx.out("".join(r.ID + "\n" for r in rows))
         return 0
     if fmt == "json":
-        ctx.out("".join(json.dumps(r.as_dict(), ensure_ascii=False) + "\n" for r in rows))
+        from berth.cli.formatting import json_line
+
+        ctx.out("".join(json_line(r.as_dict()) + "\n" for r in rows))
         return 0
     if fmt and fmt != "table":
         from berth.cli.formatting import TemplateError

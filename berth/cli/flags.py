@@ -8,10 +8,9 @@ does and turns into exit status 125 (flag errors) or 1 (argument counts).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 

@@ -165,9 +165,17 @@ def go_str(v: Any) -> str:
 
 
 def _json(v: Any) -> str:
+    """Go's ``json.Marshal``: compact, ``<>&`` escaped; row objects as their sorted fields."""
+    if hasattr(v, "as_dict"):
+        v = dict(sorted(v.as_dict().items()))
     return json.dumps(v, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c").replace(
         ">", "\\u003e"
     ).replace("&", "\\u0026")
+
+
+def json_line(v: Any) -> str:
+    """One ``--format json`` line (docker marshals formatter rows with sorted keys)."""
+    return _json(dict(sorted(v.items())) if isinstance(v, dict) else v)
 
 
 def _index(v: Any, *keys: Any) -> Any:

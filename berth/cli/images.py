@@ -1,13 +1,12 @@
-"""Image verbs: images (image ls), image inspect, import, rmi, tag, pull."""
+"""Image verbs: images (image ls), image inspect, history, import, rmi, tag."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 from berth.cli.context import CLIError, Context
 from berth.cli.flags import Command
-from berth.cli.formatting import human_size, render_rows, short_id, since, tabwrite, unix_to_local
+from berth.cli.formatting import ellipsis, human_size, render_rows, short_id, since, tabwrite, unix_to_local
 from berth.client.api import APIError, quote_path
 
 TYPE_CHECKING = False
@@ -120,7 +119,9 @@ def images(ctx: Context, argv: list[str]) -> int:
         ctx.out("".join(r.ID + "\n" for r in rows))
         return 0
     if fmt == "json":
-        ctx.out("".join(json.dumps(r.as_dict(), ensure_ascii=False) + "\n" for r in rows))
+        from berth.cli.formatting import json_line
+
+        ctx.out("".join(json_line(r.as_dict()) + "\n" for r in rows))
         return 0
     if fmt and fmt != "table":
         from berth.cli.formatting import TemplateError
@@ -163,11 +164,11 @@ IMPORT.flag("platform", None, help="Set platform if server is multi-platform cap
 
 
 def _print_progress(ctx: Context, resp) -> None:  # noqa: ANN001
-    from berth.cli.run import display_stream
+    from berth.cli.progress import StreamError, display_stream
 
     try:
         display_stream(resp.iter_lines(), sys.stdout)
-    except APIError as e:
+    except StreamError as e:
         raise CLIError(e.message, 1) from None
 
 
@@ -234,47 +235,95 @@ TAG = Command("tag", "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]", "Create a tag TARG
 
 
 def tag(ctx: Context, argv: list[str]) -> int:
+    from berth.cli.auth import parse_reference
+
     _, (source, target) = TAG.parse(argv)
-    repo, t = _split_tag(target)
-    ctx.client.request("POST", f"/images/{quote_path(source)}/tag", {"repo": repo, "tag": t or "latest"}).read()
+    ref = parse_reference(target)
+    if ref.digest:
+        raise CLIError("refusing to create a tag with a digest reference", 1)
+    ctx.client.request("POST", f"/images/{quote_path(source)}/tag",
+                       {"repo": ref.name, "tag": ref.tag or "latest"}).read()
     return 0
 
 
-PULL = Command("pull", "[OPTIONS] NAME[:TAG|@DIGEST]", "Download an image from a registry", 1, 1)
-PULL.flag("all-tags", "a", "bool", help="Download all tagged images in the repository")
-PULL.flag("platform", None, help="Set platform if server is multi-platform capable")
-PULL.flag("quiet", "q", "bool", help="Suppress verbose output")
+class HistoryRow:
+    """One layer of ``history``, with docker's formatter fields."""
+
+    def __init__(self, h: dict[str, Any], trunc: bool, human: bool) -> None:
+        self.h = h
+        self.trunc = trunc
+        self.human = human
+
+    @property
+    def ID(self) -> str:  # noqa: N802 - template field names are docker's
+        ident = self.h.get("Id") or ""
+        return short_id(ident) if self.trunc and ident != "<missing>" else ident
+
+    @property
+    def CreatedAt(self) -> str:  # noqa: N802
+        import time
+
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.h.get("Created") or 0))
+
+    @property
+    def CreatedSince(self) -> str:  # noqa: N802
+        return since(self.h.get("Created") or 0) if self.human else self.CreatedAt
+
+    @property
+    def CreatedBy(self) -> str:  # noqa: N802
+        text = (self.h.get("CreatedBy") or "").replace("\t", " ")
+        return ellipsis(text, 45) if self.trunc else text
+
+    @property
+    def Size(self) -> str:  # noqa: N802
+        size = self.h.get("Size") or 0
+        return human_size(size) if self.human else str(size)
+
+    @property
+    def Comment(self) -> str:  # noqa: N802
+        return self.h.get("Comment") or ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: getattr(self, k) for k in ("Comment", "CreatedAt", "CreatedBy", "CreatedSince", "ID", "Size")}
 
 
-def canonical(ref: str) -> str:
-    """``busybox`` → ``docker.io/library/busybox:latest`` (what docker prints after a pull)."""
-    name, _, digest = ref.partition("@")
-    repo, t = _split_tag(name)
-    first = repo.split("/", 1)[0]
-    if "/" not in repo:
-        repo = f"docker.io/library/{repo}"
-    elif not ("." in first or ":" in first or first == "localhost"):
-        repo = f"docker.io/{repo}"
-    if digest:
-        return f"{repo}@{digest}"
-    return f"{repo}:{t or 'latest'}"
+HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
+                   "Size": "SIZE", "Comment": "COMMENT"}
+
+HISTORY = Command("history", "[OPTIONS] IMAGE", "Show the history of an image", 1, 1)
+HISTORY.flag("format", None, help="Format output using a custom template")
+HISTORY.flag("human", "H", "bool", True, help="Print sizes and dates in human readable format (default true)")
+HISTORY.flag("no-trunc", None, "bool", help="Don't truncate output")
+HISTORY.flag("platform", None, help="Show history for the given platform")
+HISTORY.flag("quiet", "q", "bool", help="Only show image IDs")
 
 
-def pull(ctx: Context, argv: list[str]) -> int:
-    from berth.cli.run import display_stream
+def history(ctx: Context, argv: list[str]) -> int:
+    opts, (ref,) = HISTORY.parse(argv)
+    if opts.platform:
+        raise CLIError('"--platform" requires API version 1.48, but the Docker daemon API version is '
+                       f"{ctx.client.negotiate()}", 1)
+    data = ctx.client.call("GET", f"/images/{quote_path(ref)}/history") or []
+    rows = [HistoryRow(h, not opts.no_trunc, opts.human) for h in data]
+    fmt = opts.format or "table"
+    if fmt == "table":
+        if opts.quiet:
+            ctx.out("".join(r.ID + "\n" for r in rows))
+            return 0
+        when = "CreatedSince" if opts.human else "CreatedAt"
+        fmt = f"table {{{{.ID}}}}\t{{{{.{when}}}}}\t{{{{.CreatedBy}}}}\t{{{{.Size}}}}\t{{{{.Comment}}}}"
+    return print_rows(ctx, fmt, rows, HISTORY_HEADERS)
 
-    opts, (ref,) = PULL.parse(argv)
-    name, _, digest = ref.partition("@")
-    repo, t = _split_tag(name)
-    params = {"fromImage": repo, "tag": digest or (None if opts.all_tags else (t or "latest")),
-              "platform": opts.platform}
-    if not opts.all_tags and not t and not digest:
-        ctx.out("Using default tag: latest\n")
-    resp = ctx.client.request("POST", "/images/create", params, headers={"X-Registry-Auth": "e30="})
-    out = open("/dev/null", "w") if opts.quiet else sys.stdout  # noqa: SIM115
+
+def print_rows(ctx: Context, fmt: str, rows: list[Any], headers: dict[str, str]) -> int:
+    """Render rows with a ``--format`` value: ``json``, ``table [TEMPLATE]`` or a template."""
+    from berth.cli.formatting import TemplateError, json_line
+
+    if fmt == "json":
+        ctx.out("".join(json_line(r.as_dict()) + "\n" for r in rows))
+        return 0
     try:
-        display_stream(resp.iter_lines(), out)
-    except APIError as e:
-        raise CLIError(e.message, 1) from None
-    ctx.out(canonical(ref) + "\n")
+        ctx.out(render_rows(fmt, rows, headers))
+    except TemplateError as e:
+        raise CLIError(str(e), 1) from None
     return 0

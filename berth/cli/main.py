@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from importlib import import_module
 
 from berth.cli.context import PROG, CLIError, Context
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DEFAULT_HOST = "unix:///run/berth/berth.sock"
 
@@ -20,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run"),
     "create": ("run", "create"),
     "start": ("run", "start"),
+    "attach": ("attach", "attach"),
     "ps": ("containers", "ps"),
     "stop": ("containers", "stop"),
     "restart": ("containers", "restart"),
@@ -32,11 +35,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "unpause": ("containers", "unpause"),
     "rename": ("containers", "rename"),
     "exec": ("exec", "exec_"),
+    "export": ("archive", "export"),
+    "commit": ("archive", "commit"),
+    "diff": ("archive", "diff"),
     "images": ("images", "images"),
+    "history": ("images", "history"),
     "import": ("images", "import_"),
     "rmi": ("images", "rmi"),
     "tag": ("images", "tag"),
-    "pull": ("images", "pull"),
+    "save": ("archive", "save"),
+    "load": ("archive", "load"),
+    "pull": ("registry", "pull"),
+    "push": ("registry", "push"),
+    "login": ("registry", "login"),
+    "logout": ("registry", "logout"),
+    "events": ("events", "events"),
     "inspect": ("system", "inspect"),
     "version": ("system", "version"),
     "info": ("system", "info"),
@@ -45,42 +58,64 @@ COMMANDS: dict[str, tuple[str, str]] = {
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "container": {
         **{k: COMMANDS[k] for k in ("run", "create", "start", "stop", "restart", "kill", "rm", "logs",
-                                    "wait", "top", "pause", "unpause", "rename", "exec")},
+                                    "wait", "top", "pause", "unpause", "rename", "exec", "attach",
+                                    "export", "commit", "diff")},
         "ls": COMMANDS["ps"],
         "list": COMMANDS["ps"],
         "ps": COMMANDS["ps"],
+        "remove": COMMANDS["rm"],
         "inspect": ("containers", "container_inspect"),
+        "prune": ("disk", "container_prune"),
     },
     "image": {
+        **{k: COMMANDS[k] for k in ("history", "import", "tag", "pull", "push", "save", "load")},
         "ls": COMMANDS["images"],
         "list": COMMANDS["images"],
         "inspect": ("images", "image_inspect"),
-        "import": COMMANDS["import"],
         "rm": COMMANDS["rmi"],
-        "tag": COMMANDS["tag"],
-        "pull": COMMANDS["pull"],
+        "remove": COMMANDS["rmi"],
+        "prune": ("disk", "image_prune"),
     },
-    "system": {"info": COMMANDS["info"]},
+    "system": {
+        "info": COMMANDS["info"],
+        "events": COMMANDS["events"],
+        "df": ("disk", "system_df"),
+        "prune": ("disk", "system_prune"),
+    },
 }
+
+# verbs that take over the rest of the command line themselves
+HANDOFF: dict[str, tuple[str, str]] = {"registry": ("registry", "registry")}
 
 DESCRIPTIONS = {
     "run": "Create and run a new container from an image",
     "exec": "Execute a command in a running container",
     "ps": "List containers",
     "pull": "Download an image from a registry",
+    "push": "Upload an image to a registry",
     "images": "List images",
+    "login": "Authenticate to a registry",
+    "logout": "Log out from a registry",
     "version": "Show the Berth version information",
     "info": "Display system-wide information",
+    "attach": "Attach local standard input, output, and error streams to a running container",
+    "commit": "Create a new image from a container's changes",
     "create": "Create a new container",
+    "diff": "Inspect changes to files or directories on a container's filesystem",
+    "events": "Get real time events from the server",
+    "export": "Export a container's filesystem as a tar archive",
+    "history": "Show the history of an image",
     "import": "Import the contents from a tarball to create a filesystem image",
     "inspect": "Return low-level information on Berth objects",
     "kill": "Kill one or more running containers",
+    "load": "Load an image from a tar archive or STDIN",
     "logs": "Fetch the logs of a container",
     "pause": "Pause all processes within one or more containers",
     "rename": "Rename a container",
     "restart": "Restart one or more containers",
     "rm": "Remove one or more containers",
     "rmi": "Remove one or more images",
+    "save": "Save one or more images to a tar archive (streamed to STDOUT by default)",
     "start": "Start one or more stopped containers",
     "stop": "Stop one or more running containers",
     "tag": "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
@@ -93,6 +128,7 @@ DESCRIPTIONS = {
 def usage_text() -> str:
     lines = [f"Usage:  {PROG} [OPTIONS] COMMAND", "", "A Docker-compatible container engine", "",
              "Management Commands:", "  container   Manage containers", "  image       Manage images",
+             "  registry    Run Berth's registry server (serve, gc)",
              "  system      Manage Berth", "", "Commands:"]
     lines += [f"  {k.ljust(10)}  {v}" for k, v in sorted(DESCRIPTIONS.items())]
     lines += ["", "Global Options:", "  -H, --host list          Daemon socket to connect to",
@@ -133,7 +169,9 @@ def parse_globals(argv: list[str]) -> tuple[str | None, list[str]] | int:
             if name in ("-H", "--host"):
                 host = value
         elif name in ("-v", "--version"):
-            sys.stdout.write(f"Berth version {_version()}\n")
+            from berth import __version__
+
+            sys.stdout.write(f"Berth version {__version__}\n")
             return 0
         elif name in ("-h", "--help"):
             sys.stdout.write(usage_text())
@@ -147,13 +185,10 @@ def parse_globals(argv: list[str]) -> tuple[str | None, list[str]] | int:
     return host, argv[i:]
 
 
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("berth")
-    except Exception:  # noqa: BLE001 - metadata may be missing in a source checkout
-        return "0.1.0"
+def _load(module: str, func: str) -> Callable[[Context, list[str]], int]:
+    """The verb's function; its module is imported only now (``__import__``: no importlib)."""
+    mod = __import__(f"berth.cli.{module}", fromlist=[func])
+    return getattr(mod, func)
 
 
 def resolve(verb: str, rest: list[str]) -> tuple[Callable[[Context, list[str]], int], str, list[str]] | int:
@@ -168,13 +203,13 @@ def resolve(verb: str, rest: list[str]) -> tuple[Callable[[Context, list[str]], 
         if sub not in group:
             sys.stderr.write(f"{PROG}: unknown command: {PROG} {verb} {sub}\n\nRun '{PROG} {verb} --help' for more information\n")
             return 1
-        module, func = group[sub]
-        return getattr(import_module(f"berth.cli.{module}"), func), f"{verb} {sub}", rest[1:]
+        return _load(*group[sub]), f"{verb} {sub}", rest[1:]
+    if verb in HANDOFF:
+        return _load(*HANDOFF[verb]), verb, rest
     if verb not in COMMANDS:
         sys.stderr.write(f"{PROG}: unknown command: {PROG} {verb}\n\nRun '{PROG} --help' for more information\n")
         return 1
-    module, func = COMMANDS[verb]
-    return getattr(import_module(f"berth.cli.{module}"), func), verb, rest
+    return _load(*COMMANDS[verb]), verb, rest
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,9 +98,9 @@ def display(msg: dict[str, Any], out: TextIO, terminal: bool, width: int) -> Non
     elif progress is not None and progress_string(progress, width):
         return
     if msg.get("timeNano"):
-        out.write(_rfc3339_nano(int(msg["timeNano"])) + " ")
+        out.write(rfc3339_nano(int(msg["timeNano"])) + " ")
     elif msg.get("time"):
-        out.write(_rfc3339_nano(int(msg["time"]) * 1_000_000_000) + " ")
+        out.write(rfc3339_nano(int(msg["time"]) * 1_000_000_000) + " ")
     if msg.get("id"):
         out.write(f"{msg['id']}: ")
     if msg.get("from"):
@@ -115,7 +115,7 @@ def display(msg: dict[str, Any], out: TextIO, terminal: bool, width: int) -> Non
         out.write(f"{status}{endl}\n")
 
 
-def _rfc3339_nano(ns: int) -> str:
+def rfc3339_nano(ns: int) -> str:
     """Go's ``2006-01-02T15:04:05.000000000Z07:00`` in local time."""
     secs, frac = divmod(ns, 1_000_000_000)
     t = time.localtime(secs)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 
@@ -31,31 +30,11 @@ def image_with_tag(image: str) -> tuple[str, str]:
     return image, "latest"
 
 
-def display_stream(lines, out) -> None:  # noqa: ANN001
-    """Print a JSON-lines progress stream like docker's non-tty jsonmessage; raise on ``error``."""
-    for raw in lines:
-        try:
-            msg = json.loads(raw)
-        except ValueError:
-            continue
-        if msg.get("error") or msg.get("errorDetail"):
-            detail = msg.get("errorDetail") or {}
-            raise APIError(int(detail.get("code") or 0) or 1, msg.get("error") or detail.get("message", ""))
-        if msg.get("progressDetail") and msg.get("progress"):
-            continue
-        if "stream" in msg:
-            out.write(msg["stream"])
-        elif "status" in msg:
-            prefix = f"{msg['id']}: " if msg.get("id") else ""
-            out.write(f"{prefix}{msg['status']}\n")
-        out.flush()
+def pull_image(ctx: Context, image: str) -> None:
+    """The implicit pull of run/create, its progress on stderr like docker's."""
+    from berth.cli.registry import pull_image as pull
 
-
-def pull_image(client: Client, image: str, out) -> None:  # noqa: ANN001
-    name, tag = image_with_tag(image)
-    params = {"fromImage": name, "tag": tag}
-    resp = client.request("POST", "/images/create", params, headers={"X-Registry-Auth": "e30="})
-    display_stream(resp.iter_lines(), out)
+    pull(ctx, image, sys.stderr)
 
 
 def create_container(ctx: Context, verb: str, body: dict[str, Any], name: str | None, pull: str) -> str:
@@ -64,7 +43,7 @@ def create_container(ctx: Context, verb: str, body: dict[str, Any], name: str | 
     image = body["Image"]
     try:
         if pull == "always":
-            pull_image(client, image, sys.stderr)
+            pull_image(ctx, image)
         try:
             reply = client.create_container(body, name)
         except APIError as e:
@@ -73,10 +52,12 @@ def create_container(ctx: Context, verb: str, body: dict[str, Any], name: str | 
             name_, tag = image_with_tag(image)
             sep = "@" if tag.startswith("sha256:") else ":"
             ctx.err(f"Unable to find image '{name_}{sep}{tag}' locally\n")
-            pull_image(client, image, sys.stderr)
+            pull_image(ctx, image)
             reply = client.create_container(body, name)
     except APIError as e:
         raise run_error(verb, f"Error response from daemon: {e.message}") from None
+    except CLIError as e:
+        raise run_error(verb, e.message) from None
     for w in reply.get("Warnings") or []:
         ctx.err(f"WARNING: {w}\n")
     return reply["Id"]

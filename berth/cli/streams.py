@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import sys
-from collections.abc import Callable, Iterator
 
 from berth.cli.context import write_fd
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 
@@ -28,7 +30,7 @@ class Demuxer:
         self.buf += data
         while len(self.buf) >= 8:
             kind = self.buf[0]
-            (size,) = struct.unpack(">I", self.buf[4:8])
+            size = int.from_bytes(self.buf[4:8], "big")
             if len(self.buf) < 8 + size:
                 break
             payload = self.buf[8 : 8 + size]

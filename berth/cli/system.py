@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import platform
+import os
 import sys
 
 from berth.cli.context import CLIError, Context
@@ -71,12 +71,17 @@ VERSION = Command("version", "[OPTIONS]", "Show the Berth version information", 
 VERSION.flag("format", "f", help="Format output using a custom template")
 
 
-def _client_version() -> dict[str, Any]:
-    from berth.cli.main import _version
+def _python_version() -> str:
+    return ".".join(str(n) for n in sys.version_info[:3])
 
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    return {"Version": _version(), "ApiVersion": MAX_API_VERSION, "DefaultAPIVersion": MAX_API_VERSION,
-            "GoVersion": "python" + platform.python_version(), "GitCommit": "", "BuildTime": "",
+
+def _client_version() -> dict[str, Any]:
+    from berth import __version__
+
+    machine = os.uname().machine
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+    return {"Version": __version__, "ApiVersion": MAX_API_VERSION, "DefaultAPIVersion": MAX_API_VERSION,
+            "GoVersion": "python" + _python_version(), "GitCommit": "", "BuildTime": "",
             "Os": sys.platform, "Arch": arch, "Context": "default"}
 
 
@@ -101,7 +106,7 @@ def version(ctx: Context, argv: list[str]) -> int:
     else:
         lines = ["Client:", f" Version:           {client['Version']}",
                  f" API version:       {ctx.client.version or client['ApiVersion']}",
-                 f" Python version:    {platform.python_version()}",
+                 f" Python version:    {_python_version()}",
                  f" OS/Arch:           {client['Os']}/{client['Arch']}", " Context:           default"]
         if server:
             s = server

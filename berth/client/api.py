@@ -10,12 +10,12 @@ reached. Concurrent operations (attach + wait + start) each take their own conne
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
 
 from berth.client.http import ConnectError, Connection, Response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
     from typing import Any, BinaryIO, TypeAlias
 
     Params: TypeAlias = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
@@ -53,7 +53,7 @@ def encode_query(params: Params) -> str:
     """``k=v&...``; ``None`` values are skipped, booleans become 1/0, lists repeat the key."""
     if not params:
         return ""
-    items = params.items() if isinstance(params, Mapping) else params
+    items = params.items() if hasattr(params, "items") else params
     out = []
     for k, v in items:
         if v is None:

@@ -10,10 +10,10 @@ Raises :class:`ConnectError` when the socket cannot be reached, ``OSError`` on l
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Iterator
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
     from typing import BinaryIO
 
 

@@ -231,7 +231,7 @@ def test_run_pulls_missing_image(daemon: FakeDaemon) -> None:
     assert "latest: Pulling from library/busybox\n" in err
     assert "[=>" not in err
     pulls = [q for m, p, q, _ in daemon.requests if p.endswith("/images/create")]
-    assert pulls == [{"fromImage": "busybox", "tag": "latest"}]
+    assert pulls == [{"fromImage": "docker.io/library/busybox", "tag": "latest"}]  # as docker 28 sends it
 
 
 def test_plain_api_error(daemon: FakeDaemon) -> None:
