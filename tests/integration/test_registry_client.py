@@ -145,6 +145,10 @@ def round_trip(berth, host: str, tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
     r = berth.docker("pull", f"{repo}:1", check=True)
     assert f"Status: Image is up to date for {repo}:1" in r.stdout
+    berth.docker("rmi", f"{repo}:1", check=True)
+    r = berth.docker("run", "--rm", f"{repo}:1", "echo", "ok", timeout=60)  # create 404 → pull → create
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    assert f"Unable to find image '{repo}:1' locally" in r.stderr
     inspect = json.loads(berth.docker("image", "inspect", f"{repo}:1", check=True).stdout)[0]
     assert f"{repo}@{digest}" in inspect["RepoDigests"]
 

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from berth.registry.client.auth import AuthError, parse_challenges
 from berth.registry.client.progress import human_size, progress_string
 from berth.registry.client.pull import select_platform
 from berth.registry.client.push import manifest_bytes
+from berth.registry.client.transport import Repository
 from berth.registry.server import create_app
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -357,6 +359,9 @@ class Fake:
             resp.headers["Content-Range"] = f"bytes {start}-{len(blob) - 1}/{len(blob)}"
         await resp.prepare(request)
         body = blob[start:]
+        if i == self.bad and self.mode == "slow":
+            await resp.write(body[:1000])
+            await asyncio.sleep(30)
         if i == self.bad and (self.mode == "truncate" or (self.mode == "cut-once" and n == 1)):
             await resp.write(body[: len(body) // 2])
             await asyncio.sleep(0.05)
@@ -422,7 +427,6 @@ def test_500_and_a_dropped_connection_are_retried(tmp_path: Path):
         fake = Fake(_big_layers(), mode, 1)
         images, events, exc = pull_from_fake(tmp_path / mode, fake)
         assert exc is None and "error" not in events[-1], events[-1]
-        assert images.resolve_id(f"127.0.0.1:{0}/bt/fake:1".replace(":0", ":0")) if False else True
         assert len(images.store.ids()) == 1
         assert len(layer_dirs(images)) == 3
         if mode == "cut-once":
@@ -479,5 +483,76 @@ def test_mirror_first_then_origin(tmp_path: Path):
             await svc.close()
             await empty.close()
             await origin.close()
+
+    run(main())
+
+
+def test_client_going_away_mid_pull_leaves_nothing(tmp_path: Path):
+    """Closing the event stream (the API client hung up) cancels the pull: no image, no temp
+    files, no half layer; the extraction thread ends."""
+    import threading
+
+    fake = Fake(_big_layers(), "slow", 0)
+    images = ImageService(tmp_path / "data")
+
+    async def main():
+        server = TestServer(fake.app(), host="127.0.0.1")
+        await server.start_server()
+        svc = RegistryService(images)
+        try:
+            events = svc.pull(f"127.0.0.1:{server.port}/bt/fake", "1", Credentials())
+            seen = []
+            async for ev in events:
+                seen.append(ev)
+                if ev.get("status") == "Downloading":
+                    break
+            await asyncio.sleep(0.2)
+            await events.aclose()
+        finally:
+            await svc.close()
+            await server.close()
+
+    before = threading.active_count()
+    run(main())
+    time.sleep(0.3)
+    assert threading.active_count() <= before
+    assert images.store.ids() == [] and images.store.refs() == {}
+    assert os.listdir(images.content.root / "ingest") == []
+    assert os.listdir(images.layers.root / "tmp") == []
+    assert layer_dirs(images) == []
+
+
+def test_big_blob_is_uploaded_in_chunks_and_pulled_back(tmp_path: Path):
+    src = ImageService(tmp_path / "src")
+    dst = ImageService(tmp_path / "dst")
+    big = os.urandom(17 << 20)  # incompressible: the gzip blob is above the 16 MiB threshold
+
+    async def main():
+        server = await _our_registry(tmp_path / "reg")
+        host = f"127.0.0.1:{server.port}"
+        image_id = _import(src, {"big.bin": big}, f"{host}/bt/big:1")
+        push, pull = RegistryService(src), RegistryService(dst)
+        methods: list[str] = []
+        orig = Repository._req
+
+        async def spy(self, method, url, **kw):
+            methods.append(method)
+            return await orig(self, method, url, **kw)
+
+        Repository._req = spy  # type: ignore[method-assign]
+        try:
+            events = await collect(push.push(f"{host}/bt/big", "1", Credentials()))
+            assert methods.count("PATCH") == 2, methods
+            pushing = [e for e in events if e.get("status") == "Pushing"]
+            assert pushing and pushing[-1]["progressDetail"]["current"] == pushing[-1]["progressDetail"]["total"]
+            assert "aux" in events[-1], events[-1]
+            await collect(pull.pull(f"{host}/bt/big", "1", Credentials()))
+            assert dst.resolve_id(f"{host}/bt/big:1") == image_id
+            assert (dst.resolve(image_id).lower_dirs[0] / "big.bin").read_bytes() == big
+        finally:
+            Repository._req = orig  # type: ignore[method-assign]
+            await push.close()
+            await pull.close()
+            await server.close()
 
     run(main())
