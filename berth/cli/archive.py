@@ -26,9 +26,6 @@ def _copy_to_output(resp: Any, output: str | None, what: str) -> None:
                 return
             write_fd(1, data)
     directory = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(directory):
-        resp.close()
-        raise CLIError(f'failed to {what}: invalid output path: directory "{directory}" does not exist', 1)
     import tempfile
 
     fd, tmp = tempfile.mkstemp(prefix=".docker_temp_", dir=directory)
@@ -48,9 +45,19 @@ def _copy_to_output(resp: Any, output: str | None, what: str) -> None:
         raise
 
 
-def _refuse_terminal(output: str | None) -> None:
-    if not output and os.isatty(1):
-        raise CLIError(_TERMINAL, 1)
+def _check_output(output: str | None, what: str) -> None:
+    """Before any request, like docker: no tar to a terminal, and -o's directory must exist."""
+    if not output:
+        if os.isatty(1):
+            raise CLIError(_TERMINAL, 1)
+        return
+    directory = os.path.dirname(os.path.normpath(output))
+    if directory and directory != ".":
+        try:
+            os.stat(directory)
+        except OSError as e:
+            reason = (e.strerror or str(e)).lower()
+            raise CLIError(f"failed to {what}: invalid output path: stat {directory}: {reason}", 1) from None
 
 
 def _api_version_error(ctx: Context, flag: str, needed: str) -> CLIError:
@@ -66,7 +73,7 @@ SAVE.flag("platform", None, help="Save only the given platform variant")
 
 def save(ctx: Context, argv: list[str]) -> int:
     opts, names = SAVE.parse(argv)
-    _refuse_terminal(opts.output)
+    _check_output(opts.output, "save image")
     if opts.platform:
         raise _api_version_error(ctx, "--platform", "1.48")
     resp = ctx.client.request("GET", "/images/get", [("names", n) for n in names])
@@ -119,7 +126,7 @@ EXPORT.flag("output", "o", help="Write to a file, instead of STDOUT")
 
 def export(ctx: Context, argv: list[str]) -> int:
     opts, (ref,) = EXPORT.parse(argv)
-    _refuse_terminal(opts.output)
+    _check_output(opts.output, "export container")
     resp = ctx.client.request("GET", f"/containers/{quote_path(ref)}/export")
     _copy_to_output(resp, opts.output, "export container")
     return 0

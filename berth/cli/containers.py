@@ -4,6 +4,7 @@ top, pause, unpause, rename, container inspect."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from datetime import UTC
@@ -342,13 +343,14 @@ _SCALE = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h":
 
 
 def timestamp_param(value: str, now: float | None = None) -> str:
-    """docker's GetTimestamp: ``10m``/``1h30m`` relative, unix seconds, or RFC 3339 dates."""
+    """docker's GetTimestamp: ``10m`` → unix seconds, ``1700000000[.5]`` as is, RFC 3339 dates →
+    ``seconds.nanoseconds`` (9 digits)."""
     now = time.time() if now is None else now
     if re.fullmatch(r"\d+(\.\d+)?", value):
         return value
     if _DURATION.fullmatch(value) or re.fullmatch(r"(\d+(?:\.\d+)?(ns|us|µs|ms|s|m|h))+", value):
         secs = sum(float(n) * _SCALE[u] for n, u in _DURATION.findall(value))
-        return f"{now - secs:.9f}".rstrip("0").rstrip(".")
+        return str(int(now - secs) if now >= secs else math.floor(now - secs))
     from datetime import datetime
 
     v = value.replace("Z", "+00:00")
@@ -359,7 +361,8 @@ def timestamp_param(value: str, now: float | None = None) -> str:
             continue
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=UTC) if "T" not in v and fmt else dt.astimezone()
-        return f"{dt.timestamp():.9f}".rstrip("0").rstrip(".")
+        whole = math.floor(dt.timestamp())
+        return f"{whole}.{dt.microsecond * 1000:09d}"
     raise CLIError(f'invalid value for "since": failed to parse value as time or duration: "{value}"', 1)
 
 

@@ -7,7 +7,7 @@ import sys
 
 from berth.cli.context import CLIError, Context
 from berth.cli.flags import Command
-from berth.cli.formatting import ellipsis, go_quote, human_size, short_id, since
+from berth.cli.formatting import human_size, short_id, since
 from berth.client.api import APIError
 
 TYPE_CHECKING = False
@@ -227,43 +227,51 @@ def system_df(ctx: Context, argv: list[str]) -> int:
 
 
 def _df_verbose(ctx: Context, data: dict[str, Any], fmt: str | None) -> int:
+    """``system df -v``: per-object tables, or with ``--format json`` one JSON document of all
+    fields untruncated (no trailing newline, as docker prints it)."""
     from berth.cli.containers import ContainerRow
-    from berth.cli.formatting import tabwrite
+    from berth.cli.formatting import _json, tabwrite, unix_to_local
     from berth.cli.images import image_rows
 
+    if fmt and fmt != "json":
+        raise CLIError("--verbose with --format other than json is not supported", 1)
+    trunc = not fmt
     images = []
-    for r in image_rows(data.get("Images") or [], True):
+    for r in image_rows(data.get("Images") or [], trunc):
         shared = r.i.get("SharedSize", -1)
         size = r.i.get("Size") or 0
-        images.append({"Repository": r.Repository, "Tag": r.Tag, "ID": r.ID, "CreatedSince": r.CreatedSince,
-                       "Size": r.Size, "SharedSize": "N/A" if shared == -1 else human_size(shared, 4),
-                       "UniqueSize": "N/A" if shared == -1 else human_size(size - shared, 4),
-                       "Containers": str(r.i.get("Containers", 0))})
+        row = {"Containers": str(r.i.get("Containers", 0)), "CreatedAt": unix_to_local(r.i.get("Created", 0)),
+               "CreatedSince": r.CreatedSince, "Digest": "" if r.Digest == "<none>" else r.Digest, "ID": r.ID,
+               "Repository": r.Repository, "SharedSize": "N/A" if shared == -1 else human_size(shared, 4),
+               "Size": r.Size, "Tag": r.Tag, "UniqueSize": "N/A" if shared == -1 else human_size(size - shared, 4),
+               "VirtualSize": human_size(r.i.get("VirtualSize", size) or 0, 4)}
+        images.append(row)
     containers = []
     for c in data.get("Containers") or []:
-        row = ContainerRow(c, True)
+        cr = ContainerRow(c, trunc)
         local = sum(1 for m in c.get("Mounts") or [] if m.get("Driver") == "local")
-        containers.append({"ID": row.ID, "Image": row.Image, "Command": go_quote(ellipsis(c.get("Command", ""), 20)),
-                           "LocalVolumes": str(local), "Size": human_size(c.get("SizeRw") or 0, 4),
-                           "RunningFor": row.RunningFor, "Status": row.Status, "Names": row.Names})
+        row = {**cr.as_dict(), "LocalVolumes": str(local), "Platform": None,
+               "Size": human_size(c.get("SizeRw") or 0, 4)}
+        containers.append(dict(sorted(row.items())))
     volumes = []
     for v in data.get("Volumes") or []:
         u = v.get("UsageData") or {}
         size = u.get("Size", -1)
-        volumes.append({"Name": v.get("Name", ""), "Links": str(u.get("RefCount", 0)),
-                        "Size": "N/A" if size == -1 else human_size(size, 4)})
+        labels = ",".join(f"{k}={val}" for k, val in (v.get("Labels") or {}).items())
+        volumes.append({"Availability": "N/A", "Driver": v.get("Driver", ""), "Group": "N/A", "Labels": labels,
+                        "Links": str(u.get("RefCount", 0)), "Mountpoint": v.get("Mountpoint", ""),
+                        "Name": v.get("Name", ""), "Scope": v.get("Scope", ""),
+                        "Size": "N/A" if size == -1 else human_size(size, 4), "Status": "N/A"})
     cache = []
     for b in data.get("BuildCache") or []:
-        cache.append({"ID": short_id(b.get("ID", "")), "CacheType": b.get("Type", ""),
-                      "Size": human_size(b.get("Size") or 0, 4), "CreatedSince": since(_unix(b.get("CreatedAt"))),
+        cache.append({"CacheType": b.get("Type", ""), "CreatedSince": since(_unix(b.get("CreatedAt"))),
+                      "ID": short_id(b.get("ID", "")) if trunc else b.get("ID", ""),
                       "LastUsedSince": since(_unix(b.get("LastUsedAt"))) if b.get("LastUsedAt") else "",
-                      "UsageCount": str(b.get("UsageCount", 0)), "Shared": str(bool(b.get("Shared"))).lower()})
+                      "Shared": str(bool(b.get("Shared"))).lower(), "Size": human_size(b.get("Size") or 0, 4),
+                      "UsageCount": str(b.get("UsageCount", 0))})
     if fmt == "json":
-        ctx.out(json.dumps({"Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": cache},
-                           separators=(",", ":")))
+        ctx.out(_json({"Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": cache}))
         return 0
-    if fmt:
-        raise CLIError("--verbose with --format other than json is not supported", 1)
 
     def table(cols: list[tuple[str, str]], rows: list[dict[str, str]]) -> str:
         return tabwrite([[h for _, h in cols]] + [[r[k] for k, _ in cols] for r in rows])

@@ -66,6 +66,11 @@ def encode_query(params: Params) -> str:
     return "&".join(out)
 
 
+def encode_json(obj: Any) -> bytes:
+    """A request body as Go's json.Encoder writes it: compact, one trailing newline."""
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
 def version_tuple(v: str) -> tuple[int, ...]:
     try:
         return tuple(int(p) for p in v.split("."))
@@ -140,7 +145,7 @@ class Client:
         target = self.url(path, params)
         hdrs = dict(headers or {})
         if json_body is not None:
-            body = json.dumps(json_body).encode()
+            body = encode_json(json_body)
             hdrs.setdefault("Content-Type", "application/json")
         return self._check((conn or self.default_connection()).request(method, target, body, hdrs))
 
@@ -187,7 +192,7 @@ class Client:
         headers = {"Connection": "Upgrade", "Upgrade": "tcp"}
         body = None
         if json_body is not None:
-            body = json.dumps(json_body).encode()
+            body = encode_json(json_body)
             headers["Content-Type"] = "application/json"
         else:
             headers["Content-Type"] = "text/plain"

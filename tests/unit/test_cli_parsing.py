@@ -180,7 +180,8 @@ def test_detach_keys() -> None:
 def test_timestamps() -> None:
     assert timestamp_param("1700000000") == "1700000000"
     assert timestamp_param("10m", now=1000.0) == "400"
-    assert timestamp_param("2026-11-26T21:52:58Z") == "1795729978"
+    assert timestamp_param("2026-11-26T21:52:58Z") == "1795729978.000000000"
+    assert timestamp_param("2026-11-26T21:52:58.5Z") == "1795729978.500000000"
 
 
 def test_no_env_leak() -> None:
