@@ -104,7 +104,7 @@ def load(ctx: Context, argv: list[str]) -> int:
         raise _api_version_error(ctx, "--platform", "1.48")
     quiet = opts.quiet or not os.isatty(1)
     try:
-        resp = ctx.client.request("POST", "/images/load", {"quiet": "1" if quiet else None}, body=body,
+        resp = ctx.client.request("POST", "/images/load", {"quiet": "1" if quiet else "0"}, body=body,
                                   headers={"Content-Type": "application/x-tar"})
     finally:
         if body is not sys.stdin.buffer:
