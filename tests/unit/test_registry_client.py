@@ -556,3 +556,17 @@ def test_big_blob_is_uploaded_in_chunks_and_pulled_back(tmp_path: Path):
             await server.close()
 
     run(main())
+
+
+def test_loopback_only_refuses_other_hosts_before_connecting(tmp_path: Path):
+    calls = []
+
+    def factory():
+        calls.append(1)
+        raise AssertionError("no session may be created")
+
+    svc = RegistryService(ImageService(tmp_path / "d"), session_factory=factory, loopback_only=True)
+    with pytest.raises(Exception) as e:
+        run(collect(svc.pull("busybox", "latest", Credentials())))
+    assert "limited to loopback addresses" in str(e.value)
+    assert calls == []

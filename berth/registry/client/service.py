@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -80,15 +81,20 @@ class RegistryService:
 
     def __init__(self, images: Any, *, insecure: list[str] | None = None,
                  mirrors: list[str] | None = None, session_factory: Any = None,
-                 hub_origin: str = HUB_ORIGIN) -> None:
+                 hub_origin: str = HUB_ORIGIN, loopback_only: bool = False) -> None:
         self.images = images
         self.client = RegistryClient(session_factory, insecure=insecure or [], mirrors=mirrors or [],
-                                     hub_origin=hub_origin)
+                                     hub_origin=hub_origin, loopback_only=loopback_only)
         self.memory = BlobMemory(images.root)
 
     @classmethod
     def from_config(cls, cfg: Any, images: Any) -> RegistryService:
-        return cls(images, insecure=list(cfg.insecure_registries), mirrors=list(cfg.registry_mirrors))
+        """From daemon.json's ``insecure-registries`` and ``registry-mirrors``. The environment
+        variable ``BERTH_REGISTRY_LOOPBACK_ONLY=1`` (set by the test suite) refuses every registry
+        outside 127.0.0.0/8 and ::1 before any connection or name lookup."""
+        loopback_only = os.environ.get("BERTH_REGISTRY_LOOPBACK_ONLY", "").lower() in ("1", "true", "yes")
+        return cls(images, insecure=list(cfg.insecure_registries), mirrors=list(cfg.registry_mirrors),
+                   loopback_only=loopback_only)
 
     async def close(self) -> None:
         await self.client.close()

@@ -159,8 +159,9 @@ class RegistryClient:
 
     def __init__(self, session_factory: Callable[[], aiohttp.ClientSession] | None = None, *,
                  insecure: Iterable[str] = (), mirrors: Iterable[str] = (),
-                 hub_origin: str = HUB_ORIGIN) -> None:
+                 hub_origin: str = HUB_ORIGIN, loopback_only: bool = False) -> None:
         self._factory = session_factory or _default_session
+        self.loopback_only = loopback_only  # tests: never reach past 127.0.0.0/8 and ::1
         self._session: aiohttp.ClientSession | None = None
         self.insecure = list(insecure)
         self.mirrors = [m.rstrip("/") for m in mirrors]
@@ -223,7 +224,14 @@ class RegistryClient:
         return Repository(self, endpoint, path, creds, push, list(mount_from))
 
     # -- requests ------------------------------------------------------------------------------
+    def _check_allowed(self, method: str, url: str) -> None:
+        host = urlsplit(url).netloc
+        if self.loopback_only and not is_loopback(host):
+            raise RegistryError(f"{_describe(method, url)}: dial tcp {host}: registry access is limited "
+                                "to loopback addresses (BERTH_REGISTRY_LOOPBACK_ONLY)")
+
     async def _fetch_token(self, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        self._check_allowed("GET", url)
         session = await self.session()
         try:
             async with session.get(url, headers=headers) as resp:
@@ -233,8 +241,10 @@ class RegistryClient:
 
     async def _send(self, method: str, url: str, headers: dict[str, str], data: Body,
                     follow: bool) -> aiohttp.ClientResponse:
+        self._check_allowed(method, url)
         session = await self.session()
         for _ in range(10):
+            self._check_allowed(method, url)
             body: Any = data() if callable(data) else data
             try:
                 resp = await session.request(method, url, headers=headers, data=body,
