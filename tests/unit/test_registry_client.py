@@ -244,7 +244,7 @@ def test_push_of_a_missing_tag_is_in_band(tmp_path: Path):
     svc = RegistryService(images)
     events = run(collect(svc.push("127.0.0.1:9/bt/nope", "1", Credentials())))
     assert events[0] == {"status": "The push refers to repository [127.0.0.1:9/bt/nope]"}
-    assert events[-1]["error"] == "An image does not exist locally with the tag: 127.0.0.1:9/bt/nope:1"
+    assert events[-1]["error"] == "An image does not exist locally with the tag: 127.0.0.1:9/bt/nope"
 
 
 def test_basic_auth_push_pull_and_login(tmp_path: Path):

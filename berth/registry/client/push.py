@@ -114,7 +114,7 @@ class Pusher:
         try:
             image_id = await asyncio.to_thread(self.images.resolve_id, str(ref))
         except NotFound:
-            raise ImageNotLocal(ref.familiar_string() if tag != "latest" else ref.familiar_name()) from None
+            raise ImageNotLocal(ref.familiar_name()) from None  # dockerd names the repository
         meta = await asyncio.to_thread(self.images.store.meta, image_id)
         config_bytes = await asyncio.to_thread(self.images.content.read_bytes, meta["config_digest"])
         config = json.loads(config_bytes)
