@@ -45,9 +45,24 @@ class ImageRow:
         n = self.i.get("Containers", -1)
         return "N/A" if n == -1 else str(n)
 
+    @property
+    def SharedSize(self) -> str:  # noqa: N802
+        shared = self.i.get("SharedSize", -1)
+        return "N/A" if shared == -1 else human_size(shared, 4)
+
+    @property
+    def UniqueSize(self) -> str:  # noqa: N802
+        shared = self.i.get("SharedSize", -1)
+        return "N/A" if shared == -1 else human_size((self.i.get("Size") or 0) - shared, 4)
+
+    @property
+    def VirtualSize(self) -> str:  # noqa: N802
+        return human_size(self.i.get("VirtualSize", self.i.get("Size")) or 0, 4)
+
     def as_dict(self) -> dict[str, str]:
         return {k: getattr(self, k) for k in ("Containers", "CreatedAt", "CreatedSince", "Digest", "ID",
-                                               "Repository", "Size", "Tag")}
+                                               "Repository", "SharedSize", "Size", "Tag", "UniqueSize",
+                                               "VirtualSize")}
 
 
 def _split_tag(ref: str) -> tuple[str, str]:
