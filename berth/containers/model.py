@@ -63,6 +63,7 @@ class Container:
     removed_waiters: list[asyncio.Future] = field(default_factory=list, repr=False)
     pending_attaches: list[Any] = field(default_factory=list, repr=False)
     exec_ids: set[str] = field(default_factory=set)
+    monitor_gone: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     CONFIG_KEYS = ("Id", "Name", "Created", "Image", "ImageID", "Config", "HostConfig", "Path",

@@ -386,21 +386,19 @@ class Monitor:
         self.exit_deadline = time.monotonic() + 2.0
 
     def _finish(self) -> None:
+        """Flush output, record the exit, tell everyone, and only then remove the cgroup.
+
+        The daemon learns the exit code before the cgroup is gone (a few ms of rmdirs on v1);
+        it knows the cleanup is over when this process closes its connection."""
         for fd in list(self.outputs):
             self._read_output(fd)
         if self.log:
             self.log.close()
         if self.exit is None:
             self.exit = {"exit_code": 128, "oom_killed": False, "finished_at": rfc3339_now()}
-        if self.spec.kind == "container" and self.pid:
-            from berth.runtime import process as rt
-
-            try:
-                rt.delete_container(Path(self.spec.bundle or ""))
-            except Exception:
-                traceback.print_exc()
         atomic_write_json(Path(self.spec.state_dir) / "exit.json", self.exit, durable=False)
         line = json.dumps(self.exit).encode() + b"\n"
+        control = []
         for client in list(self.clients):
             if client.op in ("start", "wait"):
                 client.outbuf += line
@@ -411,8 +409,20 @@ class Monitor:
                     client.sock.sendall(client.outbuf)
             except OSError:
                 pass
-            client.sock.close()
+            if client.op in ("start", "wait"):
+                control.append(client)
+            else:
+                client.sock.close()  # attached clients see the end of output now
         self.clients = []
+        if self.spec.kind == "container" and self.pid:
+            from berth.runtime import process as rt
+
+            try:
+                rt.delete_container(Path(self.spec.bundle or ""))
+            except Exception:
+                traceback.print_exc()
+        for client in control:
+            client.sock.close()
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -119,6 +119,7 @@ class ContainerService:
                 shutil.rmtree(cdir, ignore_errors=True)
                 continue
             c = Container.load(cdir, config, read_json(cdir / "state.json"))
+            c.monitor_gone.set()
             self.containers[c.Id] = c
             self.names[c.Name.lstrip("/")] = c.Id
             if c.state.Status == REMOVING:
@@ -130,6 +131,7 @@ class ContainerService:
             if alive:
                 try:
                     reader, writer = await monitor_request(self.sock_path(c), {"op": "wait"})
+                    c.monitor_gone.clear()
                     self._spawn(self._watch(c, reader, writer))
                     continue
                 except OSError:
@@ -173,6 +175,7 @@ class ContainerService:
         c = Container(Id=cid, Name="/" + name, Created=rfc3339_now(), Image=image_ref,
                       ImageID=image.id, Config=config, HostConfig=host_config, Path=path, Args=args)
         c.dir = self.root / cid
+        c.monitor_gone.set()
         self.names[name] = cid  # reserve before the first await below
         try:
             await asyncio.to_thread(self._make_dirs, c)
@@ -208,6 +211,7 @@ class ContainerService:
             await self._start(c)
 
     async def _start(self, c: Container) -> None:
+        await self._previous_monitor_done(c)
         image = await asyncio.to_thread(self.images.resolve, c.ImageID)
         spec_dict, mounts = await asyncio.to_thread(self._prepare_bundle, c, image)
         sock = self.sock_path(c)
@@ -223,6 +227,7 @@ class ContainerService:
             bundle=str(c.dir / "bundle"), rootfs_mounts=mounts,
         )
         mon = await self.forkserver.spawn(sock, asdict(mspec))
+        c.monitor_gone.clear()
         pending, c.pending_attaches = c.pending_attaches, []
         for session in pending:
             await session.connect(sock)
@@ -231,6 +236,7 @@ class ContainerService:
         reply = json.loads(line) if line else {"error": "container monitor exited", "exit_code": 128}
         if "error" in reply:
             writer.close()
+            c.monitor_gone.set()
             c.state.ExitCode = int(reply.get("exit_code", 128))
             c.state.Error = reply["error"]
             if c.state.Status != CREATED:
@@ -271,22 +277,36 @@ class ContainerService:
         return spec, mounts
 
     async def _watch(self, c: Container, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Learn the exit from the monitor, then wait for it to finish cleaning up (EOF)."""
         try:
-            line = await reader.readline()
-        except (OSError, asyncio.IncompleteReadError):
-            line = b""
+            try:
+                line = await reader.readline()
+            except (OSError, asyncio.IncompleteReadError):
+                line = b""
+            info = json.loads(line) if line.strip() else None
+            if info is None:
+                # The monitor died without a word; exit.json may still say what happened.
+                for _ in range(50):
+                    info = read_json(c.dir / "exit.json")
+                    if info or proc_start_time(c.state.monitor_pid) != c.state.monitor_start_time:
+                        break
+                    await asyncio.sleep(0.1)
+                info = info or {"exit_code": 255, "finished_at": rfc3339_now()}
+            self._spawn(self._on_exit(c, info))
+            try:
+                await asyncio.wait_for(reader.read(), 30)
+            except (OSError, TimeoutError):
+                pass
         finally:
             writer.close()
-        info = json.loads(line) if line.strip() else None
-        if info is None:
-            # The monitor died without a word; exit.json may still say what happened.
-            for _ in range(50):
-                info = read_json(c.dir / "exit.json")
-                if info or proc_start_time(c.state.monitor_pid) != c.state.monitor_start_time:
-                    break
-                await asyncio.sleep(0.1)
-            info = info or {"exit_code": 255, "finished_at": rfc3339_now()}
-        await self._on_exit(c, info)
+            c.monitor_gone.set()
+
+    async def _previous_monitor_done(self, c: Container) -> None:
+        """A new start must not race the old monitor's cgroup removal (same cgroup path)."""
+        try:
+            await asyncio.wait_for(c.monitor_gone.wait(), 30)
+        except TimeoutError:
+            log.warning("monitor of %s did not finish its clean-up", c.short_id)
 
     async def _on_exit(self, c: Container, info: dict[str, Any]) -> None:
         s = c.state
@@ -388,10 +408,12 @@ class ContainerService:
             c.save_state()
         except OSError:
             pass
-        from berth.runtime.process import delete_container
+
+        monitor_busy = not c.monitor_gone.is_set()
 
         def cleanup() -> Path:
-            delete_container(c.dir / "bundle")
+            if not monitor_busy:  # otherwise the monitor is removing the cgroup right now
+                self._cgroup(c).destroy()
             trash = c.dir.with_name(".trash-" + c.Id)
             os.rename(c.dir, trash)  # gone at once for everyone; the bytes go in the background
             return trash
@@ -400,7 +422,9 @@ class ContainerService:
             trash = await asyncio.to_thread(cleanup)
             self._spawn(asyncio.to_thread(shutil.rmtree, trash, True))
         except FileNotFoundError:
-            pass
+            trash = None
+        if monitor_busy and trash is not None:
+            self._spawn(self._delete_after_monitor(c))
         try:
             os.unlink(self.sock_path(c))
         except FileNotFoundError:
@@ -415,6 +439,11 @@ class ContainerService:
         for fut in waiters:
             if not fut.done():
                 fut.set_result(c.state.ExitCode)
+
+    async def _delete_after_monitor(self, c: Container) -> None:
+        """Make sure the cgroup is gone even if the monitor died mid-cleanup (idempotent)."""
+        await self._previous_monitor_done(c)
+        await asyncio.to_thread(self._cgroup(c).destroy)
 
     # -- wait -----------------------------------------------------------------------------
     def wait_future(self, ref: str, condition: str = "not-running") -> tuple[Container, asyncio.Future]:
