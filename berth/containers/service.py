@@ -178,7 +178,7 @@ class ContainerService:
         c.monitor_gone.set()
         self.names[name] = cid  # reserve before the first await below
         try:
-            await asyncio.to_thread(self._make_dirs, c)
+            await asyncio.to_thread(self._make_dirs, c, image.lower_dirs)
         except BaseException:
             self.names.pop(name, None)
             shutil.rmtree(c.dir, ignore_errors=True)
@@ -188,10 +188,13 @@ class ContainerService:
         return {"Id": cid, "Warnings": []}
 
     @staticmethod
-    def _make_dirs(c: Container) -> None:
+    def _make_dirs(c: Container, lower_dirs: list[Path]) -> None:
+        from berth.containers.initfiles import write_init_files
+
         tmp = c.dir.with_name(".tmp-" + c.Id)
         (tmp / "rw" / "upper").mkdir(parents=True)
         (tmp / "rw" / "work").mkdir()
+        write_init_files(tmp / "rw" / "upper", lower_dirs, list(c.Config.get("Volumes") or {}))
         (tmp / "bundle" / "rootfs").mkdir(parents=True)
         c.dir = tmp
         c.save_state()

@@ -212,6 +212,7 @@ class _Unpacker:
             return
         if ti.issym():
             os.symlink(ti.linkname, base, dir_fd=dfd)
+            self.size += len(os.fsencode(ti.linkname))  # Docker counts a symlink's lstat size
             os.chown(base, ti.uid, ti.gid, dir_fd=dfd, follow_symlinks=False)
             self._xattrs(f"/proc/self/fd/{dfd}/{base}", ti, follow=False)
             os.utime(base, (ti.mtime, ti.mtime), dir_fd=dfd, follow_symlinks=False)
