@@ -8,6 +8,7 @@ from aiohttp import web
 
 from berth.api.app import API_VERSION, MIN_API_VERSION, add_route
 from berth.api.util import json_response
+from berth.errors import InvalidArgument
 
 _PING_HEADERS = {
     "Cache-Control": "no-cache, no-store, must-revalidate",
@@ -35,6 +36,28 @@ def register(router: web.UrlDispatcher, system: Any) -> None:
     async def build_prune(request: web.Request) -> web.Response:
         return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})  # no build cache yet
 
+    async def events(request: web.Request) -> web.StreamResponse:
+        import json
+
+        from berth.api.util import filters
+
+        def t(name: str) -> float | None:
+            value = request.query.get(name, "")
+            try:
+                return float(value) if value else None
+            except ValueError:
+                raise InvalidArgument(f"invalid value for {name}: {value!r}") from None
+
+        since, until = t("since"), t("until")
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        async for ev in system.events.stream(since, until, filters(request)):
+            await resp.write(json.dumps(ev).encode() + b"\n")
+        await resp.write_eof()
+        return resp
+
+    add_route(router, "GET", "/events", events)
     add_route(router, "GET", "/system/df", df)
     add_route(router, "POST", "/networks/prune", networks_prune)
     add_route(router, "POST", "/build/prune", build_prune)

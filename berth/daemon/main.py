@@ -49,6 +49,7 @@ async def serve(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> None:
     from berth.containers.execs import ExecService
     from berth.containers.service import ContainerService
     from berth.containers.spawner import ForkServer
+    from berth.daemon.events import Events
     from berth.daemon.system import SystemService
     from berth.images.service import ImageService
     from berth.registry.client import RegistryService
@@ -66,11 +67,14 @@ async def serve(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> None:
     await asyncio.to_thread(images.recover)
     images.tmp_dir = str(cfg.data_root / "tmp")
     os.makedirs(images.tmp_dir, exist_ok=True)
-    containers = ContainerService(cfg.data_root, cfg.exec_root, images, images.layers, forkserver)
+    events = Events()
+    containers = ContainerService(cfg.data_root, cfg.exec_root, images, images.layers, forkserver,
+                                  events=events)
     containers.execs = ExecService(containers, forkserver)
     images.image_in_use = containers.image_in_use
     await containers.recover()
     system = SystemService(cfg, containers, images, _detect_cgroups())
+    system.events = events
     registry = RegistryService.from_config(cfg, images)
 
     app = make_app(Backends(containers=containers, images=images, system=system, registry=registry))
