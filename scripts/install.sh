@@ -24,3 +24,14 @@ extra=""
 # PYTHONDONTWRITEBYTECODE may be set: byte-compile once so every `berth` call does not
 # compile its modules again (the CLI is on the hot path of `berth run`).
 .venv/bin/python -m compileall -q -j 0 berth >/dev/null
+# A lean launcher for the CLI: `python -I -S` skips site (and its .pth hooks), which is a good part
+# of a Python start-up; the CLI needs nothing outside the standard library and berth itself.
+src=$(.venv/bin/python -c 'import berth, os; print(os.path.dirname(os.path.dirname(os.path.abspath(berth.__file__))))')
+cat > .venv/bin/berth <<LAUNCHER
+#!$(pwd)/.venv/bin/python3 -IS
+import sys
+sys.path.insert(0, "$src")
+from berth.cli.main import main
+sys.exit(main())
+LAUNCHER
+chmod +x .venv/bin/berth

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import _signal as signal  # not `signal`: its enums cost ms at every `run`
 import sys
 
 from berth.cli.context import PROG, CLIError, Context
@@ -188,19 +188,30 @@ def _on_winch(client: Client, cid: str, kind: str = "containers") -> None:
 _NOT_PROXIED = {"SIGCHLD", "SIGPIPE", "SIGURG", "SIGWINCH", "SIGKILL", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU"}
 
 
+def _signal_names() -> dict[int, str]:
+    """Signal numbers → names (SIGINT...), without the enum-building `signal` module."""
+    names: dict[int, str] = {}
+    for name in dir(signal):
+        if name.startswith("SIG") and not name.startswith(("SIG_", "SIGRT")):
+            names.setdefault(getattr(signal, name), name)
+    return names
+
+
 def _proxy_signals(client: Client, cid: str, tty: bool) -> list[int]:
     """Forward signals the CLI receives to the container (``kill?signal=NAME``)."""
     installed = []
 
+    names = _signal_names()
+
     def handler(signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
+        name = names.get(signum, str(signum))
         try:
             client.kill(cid, name[3:] if name.startswith("SIG") else name)
         except (APIError, OSError):
             pass
 
-    for sig in signal.Signals:
-        if sig.name in _NOT_PROXIED or sig.name.startswith("SIGRT"):
+    for sig, name in names.items():
+        if name in _NOT_PROXIED:
             continue
         try:
             signal.signal(sig, handler)

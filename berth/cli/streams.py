@@ -7,8 +7,8 @@ the daemon closes it; a thread copies local stdin the other way and half-closes 
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 import sys
 
 from berth.cli.context import write_fd
@@ -81,7 +81,7 @@ def parse_detach_keys(spec: str | None) -> bytes:
 class StdinPump:
     """Copy local stdin to the hijacked socket; half-close after EOF; spot the detach keys."""
 
-    def __init__(self, sock: socket.socket, detach_keys: bytes | None) -> None:
+    def __init__(self, sock: _socket.socket, detach_keys: bytes | None) -> None:
         self.sock = sock
         self.detach_keys = detach_keys
         self.detached = False
@@ -110,7 +110,7 @@ class StdinPump:
                         if i:
                             self.sock.sendall(data[:i])
                         self.detached = True
-                        self.sock.shutdown(socket.SHUT_RDWR)
+                        self.sock.shutdown(_socket.SHUT_RDWR)
                         return
                     # keep a possible start of the sequence for the next read
                     for n in range(len(keys) - 1, 0, -1):
@@ -121,7 +121,7 @@ class StdinPump:
                     self.sock.sendall(data)
             if held:
                 self.sock.sendall(held)
-            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.shutdown(_socket.SHUT_WR)
         except OSError:
             return
 
@@ -177,7 +177,7 @@ def attach_streams(hijacked, tty: bool, stdin: bool, detach_keys: bytes | None) 
         pump.start()
     else:
         try:
-            sock.shutdown(socket.SHUT_WR)
+            sock.shutdown(_socket.SHUT_WR)
         except OSError:
             pass
     copy_output(reader.read_some, tty)

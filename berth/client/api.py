@@ -9,8 +9,7 @@ reached. Concurrent operations (attach + wait + start) each take their own conne
 
 from __future__ import annotations
 
-import json
-
+from berth.client import fastjson as json  # not `json`: see fastjson
 from berth.client.http import ConnectError, Connection, Response
 
 TYPE_CHECKING = False
@@ -68,7 +67,7 @@ def encode_query(params: Params) -> str:
 
 def encode_json(obj: Any) -> bytes:
     """A request body as Go's json.Encoder writes it: compact, one trailing newline."""
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+    return json.dumps(obj).encode() + b"\n"
 
 
 def version_tuple(v: str) -> tuple[int, ...]:
