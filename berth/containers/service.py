@@ -79,6 +79,7 @@ class ContainerService:
         self.containers: dict[str, Container] = {}
         self.names: dict[str, str] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._image_cache: dict[str, Any] = {}
         self.execs: Any = None  # set by the daemon (ExecService)
 
     # -- lookup ---------------------------------------------------------------------------
@@ -215,7 +216,9 @@ class ContainerService:
 
     async def _start(self, c: Container) -> None:
         await self._previous_monitor_done(c)
-        image = await asyncio.to_thread(self.images.resolve, c.ImageID)
+        image = self._image_cache.get(c.ImageID)
+        if image is None:  # an image id names immutable content: resolve it once
+            image = self._image_cache[c.ImageID] = await asyncio.to_thread(self.images.resolve, c.ImageID)
         spec_dict, mounts = await asyncio.to_thread(self._prepare_bundle, c, image)
         sock = self.sock_path(c)
         try:

@@ -95,6 +95,8 @@ def mount_rootfs(rootfs: str, rootfs_mounts: list[dict]) -> None:
         sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
         return
     for m in rootfs_mounts:
+        if m.get("cwd"):  # relative lowerdir paths (many layers): resolved from here, as overlay2 does
+            os.chdir(m["cwd"])
         flags, prop, data = parse_options(m.get("options"))
         mtype = m.get("type") or None
         if mtype == "bind":
