@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,14 +19,17 @@ def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o644, durable
     ``durable=False`` skips the fsync, for run-time state that a power loss makes moot anyway
     (a container's state, its exit code, its bundle): it saves milliseconds on every start."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    # One temp name per file and thread: no random names to make, no clash between writers.
+    tmp = str(path.with_name(f".tmp-{path.name}-{os.getpid()}-{threading.get_ident()}"))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        try:
+            _write_all(fd, data)
             if durable:
-                os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+                os.fsync(fd)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -34,6 +37,12 @@ def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o644, durable
         except FileNotFoundError:
             pass
         raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def atomic_write_json(path: Path | str, data: Any, durable: bool = True) -> None:

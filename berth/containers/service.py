@@ -321,8 +321,8 @@ class ContainerService:
         s.OOMKilled = bool(info.get("oom_killed"))
         s.FinishedAt = info.get("finished_at") or rfc3339_now()
         s.pid_start_time = s.monitor_pid = s.monitor_start_time = 0
-        if c.Id in self.containers:
-            c.save_state()
+        if c.Id in self.containers and not c.HostConfig.get("AutoRemove"):
+            c.save_state()  # (an --rm container is removed next; its exit.json covers a crash)
         self._event(c, "die", exitCode=str(s.ExitCode))
         waiters, c.exit_waiters = c.exit_waiters, []
         for fut in waiters:
@@ -409,11 +409,7 @@ class ContainerService:
     async def _remove(self, c: Container) -> None:
         if c.state.Status == REMOVING and c.Id not in self.containers:
             return
-        c.state.Status = REMOVING
-        try:
-            c.save_state()
-        except OSError:
-            pass
+        c.state.Status = REMOVING  # not saved: the directory is renamed away at once below
 
         monitor_busy = not c.monitor_gone.is_set()
 
