@@ -219,12 +219,8 @@ class ContainerService:
         image = self._image_cache.get(c.ImageID)
         if image is None:  # an image id names immutable content: resolve it once
             image = self._image_cache[c.ImageID] = await asyncio.to_thread(self.images.resolve, c.ImageID)
-        spec_dict, mounts = await asyncio.to_thread(self._prepare_bundle, c, image)
+        mounts = self.layers.overlay_mounts(image.lower_dirs, c.dir / "rw" / "upper", c.dir / "rw" / "work")
         sock = self.sock_path(c)
-        try:
-            os.unlink(c.dir / "exit.json")
-        except FileNotFoundError:
-            pass
         cfg = c.Config
         mspec = MonitorSpec(
             kind="container", state_dir=str(c.dir), tty=bool(cfg.get("Tty")),
@@ -232,7 +228,16 @@ class ContainerService:
             console_size=list(c.HostConfig.get("ConsoleSize") or [0, 0]), log_path=str(c.log_path),
             bundle=str(c.dir / "bundle"), rootfs_mounts=mounts,
         )
-        mon = await self.forkserver.spawn(sock, asdict(mspec))
+        # The monitor reads the bundle only when told to start: write it while the monitor forks.
+        prepared, mon = await asyncio.gather(asyncio.to_thread(self._prepare_bundle, c),
+                                             self.forkserver.spawn(sock, asdict(mspec)),
+                                             return_exceptions=True)
+        if isinstance(prepared, BaseException):
+            if isinstance(mon, dict):
+                os.kill(mon["pid"], _signal.SIGKILL)  # a monitor that was never told to start
+            raise prepared
+        if isinstance(mon, BaseException):
+            raise mon
         c.monitor_gone.clear()
         pending, c.pending_attaches = c.pending_attaches, []
         for session in pending:
@@ -265,9 +270,14 @@ class ContainerService:
         self._event(c, "start")
         self._spawn(self._watch(c, reader, writer))
 
-    def _prepare_bundle(self, c: Container, image: Any) -> tuple[dict, list[dict]]:
+    def _prepare_bundle(self, c: Container) -> None:
+        """Write the OCI bundle's config.json and the /etc files it binds; forget the last exit."""
         from berth.runtime.spec import generate_spec
 
+        try:
+            os.unlink(c.dir / "exit.json")
+        except FileNotFoundError:
+            pass
         for sub in ("rw/upper", "rw/work", "bundle/rootfs"):
             (c.dir / sub).mkdir(parents=True, exist_ok=True)
         etc = write_etc_files(c.dir, c.Config.get("Hostname") or c.Id[:12], c.Config.get("Domainname") or "")
@@ -279,8 +289,6 @@ class ContainerService:
         from berth.util import atomic_write_json
 
         atomic_write_json(c.dir / "bundle" / "config.json", spec, durable=False)
-        mounts = self.layers.overlay_mounts(image.lower_dirs, c.dir / "rw" / "upper", c.dir / "rw" / "work")
-        return spec, mounts
 
     async def _watch(self, c: Container, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Learn the exit from the monitor, then wait for it to finish cleaning up (EOF)."""
