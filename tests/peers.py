@@ -17,6 +17,13 @@ checks that ``docker run`` works. ``PeerDocker.stop()`` removes every container 
 dockerd by PID, then its containerd and shims, checks that no process is left in its network or
 mount namespace and no mount under BASE, and removes BASE. Nothing is ever signalled by name.
 
+Registries the peer can reach (issue 4): ``start_registry(kind, root, peer)`` runs our registry
+server or Debian's docker-registry on 127.0.0.1 *inside* the peer's network namespace
+(``nsenter --net=/proc/<dockerd>/ns/net``, after ``PeerDocker.loopback_up()``: ``unshare --net``
+leaves ``lo`` down), or in the host's without a peer; storage stays on the host's disk.
+``Registry.stop()`` signals it by PID. Stop them before the peer: its ``stop()`` reports anything
+left in its network namespace as a problem.
+
 ``peer_docker`` is the session-scoped pytest fixture over it. It skips (with the reason) only when
 dockerd cannot be installed or started; anything failing after that is an error.
 """
@@ -193,6 +200,19 @@ class PeerDocker:
             self.docker("run", "--rm", "--network", "none", "busybox", "true", check=True)
         self.version = self.docker("version", "--format", "{{.Server.Version}}", check=True).stdout.strip()
 
+    # -- its network namespace (issue 4: registries the peer can reach) ---------------------------
+
+    def netns_argv(self) -> list[str]:
+        """An argv prefix that runs a command in dockerd's network namespace (and nothing else of
+        it: the command sees the host's files). nsenter execs the command, so the PID of a Popen
+        over it is the command's own."""
+        return ["nsenter", f"--net=/proc/{self.pid}/ns/net", "--"]
+
+    def loopback_up(self) -> None:
+        """``unshare --net`` leaves ``lo`` down: bring it up so that 127.0.0.1 works in there."""
+        subprocess.run(self.netns_argv() + ["ip", "link", "set", "lo", "up"], check=True,
+                       capture_output=True, timeout=30)
+
     def remove_all_containers(self) -> list[str]:
         if not self.proc or self.proc.poll() is not None:
             return []
@@ -260,6 +280,93 @@ def start_peer(busybox_tar: Path, base: Path | None = None) -> PeerDocker:
         peer.stop()
         raise
     return peer
+
+
+REFERENCE_REGISTRY = "/usr/bin/docker-registry"  # Debian's docker-registry (distribution 2.8)
+
+
+@dataclass
+class Registry:
+    """A registry process: Berth's server or the reference one, on 127.0.0.1 of the host or of a
+    peer's network namespace. ``stop()`` signals it by its PID (SIGTERM, wait, SIGKILL)."""
+
+    kind: str
+    proc: subprocess.Popen
+    addr: str  # host:port, as seen from inside its namespace
+    root: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f:
+                f.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _port_open(port: int, prefix: list[str]) -> bool:
+    probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 2).close()"
+    return subprocess.run(prefix + [sys.executable, "-c", probe], capture_output=True,
+                          timeout=30).returncode == 0
+
+
+def start_registry(kind: str, root: Path, peer: PeerDocker | None = None,
+                   htpasswd: Path | None = None, port: int = 5000) -> Registry:
+    """``kind`` "berth" (``python -m berth.registry.server --addr 127.0.0.1:0 --root ROOT``) or
+    "reference" (Debian's docker-registry, filesystem storage under ROOT/storage, on ``port``,
+    which must be free where it runs), in ``peer``'s network namespace (its loopback brought up)
+    or, without one, in the host's. Storage lives under ``root`` either way (the host's files).
+    Returns once it accepts connections; stop it with ``stop()`` (or use it as a context manager)."""
+    root.mkdir(parents=True, exist_ok=True)
+    prefix: list[str] = []
+    if peer is not None:
+        peer.loopback_up()
+        prefix = peer.netns_argv()
+    if kind == "berth":
+        argv = prefix + [sys.executable, "-m", "berth.registry.server", "--addr", "127.0.0.1:0",
+                         "--root", str(root)] + (["--htpasswd", str(htpasswd)] if htpasswd else [])
+        with open(root / "server.log", "ab") as logf:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=logf, stdin=subprocess.DEVNULL,
+                                    cwd=REPO, text=True)
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        if not line.startswith("listening on http://"):
+            reg = Registry(kind, proc, "", root)
+            reg.stop()
+            raise RuntimeError(f"our registry did not start: {line!r}; log: {(root / 'server.log').read_text()[-800:]}")
+        return Registry(kind, proc, line.strip().rsplit("/", 1)[1], root)
+    if kind != "reference":
+        raise ValueError(kind)
+    auth = f"auth:\n  htpasswd:\n    realm: basic-realm\n    path: {htpasswd}\n" if htpasswd else ""
+    cfg = root / "config.yml"
+    cfg.write_text(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'storage'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n" + auth)
+    with open(root / "registry.log", "ab") as logf:
+        proc = subprocess.Popen(prefix + [REFERENCE_REGISTRY, "serve", str(cfg)], stdout=subprocess.DEVNULL,
+                                stderr=logf, stdin=subprocess.DEVNULL, cwd="/")
+    reg = Registry(kind, proc, f"127.0.0.1:{port}", root)
+    deadline = time.monotonic() + 20
+    while not _port_open(port, prefix):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            reg.stop()
+            raise RuntimeError(f"docker-registry did not start: {(root / 'registry.log').read_text()[-800:]}")
+        time.sleep(0.1)
+    return reg
 
 
 def image_summary(inspect_json: str) -> dict:
