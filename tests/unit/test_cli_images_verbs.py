@@ -49,10 +49,22 @@ EVENTS = [
 ]
 
 
+def _now_relative(obj: object) -> object:
+    """The fixture data with "Created" times moved to now: ages such as "About a minute ago"
+    must not depend on how long the suite ran before this test."""
+    shift = int(time.time()) - NOW
+    if isinstance(obj, dict):
+        return {k: (v + shift if k == "Created" and isinstance(v, int) else _now_relative(v))
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_now_relative(v) for v in obj]
+    return obj
+
+
 @pytest.fixture
 def engine(tmp_path: Path):
     e = FakeEngine(str(tmp_path / "e.sock"))
-    e.route("GET", r"/images/.+/history", (200, HISTORY))
+    e.route("GET", r"/images/.+/history", lambda r: (200, _now_relative(HISTORY)))
     e.route("POST", r"/images/.+/tag", (201, None))
     e.route("DELETE", r"/images/.+", lambda r: (
         (409, {"message": "conflict: unable to delete cccccccccccc (must be forced) - image is referenced in "
@@ -64,7 +76,7 @@ def engine(tmp_path: Path):
     e.route("POST", r"/networks/prune", (200, {"NetworksDeleted": None}))
     e.route("POST", r"/volumes/prune", (200, {"VolumesDeleted": ["v1"], "SpaceReclaimed": 100}))
     e.route("POST", r"/build/prune", (200, {"CachesDeleted": None, "SpaceReclaimed": 0}))
-    e.route("GET", r"/system/df", (200, DF))
+    e.route("GET", r"/system/df", lambda r: (200, _now_relative(DF)))
     e.route("GET", r"/events", (200, stream(*EVENTS)))
     e.route("POST", r"/images/load", (200, stream({"stream": "Loaded image: bt/imported:v2\n"})))
     e.route("GET", r"/images/get", (200, b"TARDATA"))
