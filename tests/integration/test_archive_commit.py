@@ -21,7 +21,7 @@ from berth.images import ImageService
 from berth.images.archive import load
 from berth.images.commit import commit_container
 
-FIXTURES = Path(os.environ.get("BERTH_FIXTURES", "/work/shared/fixtures"))
+FIXTURES = Path(os.environ.get("BERTH_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures"))
 
 
 def record(daemon, cid: str) -> SimpleNamespace:

@@ -24,7 +24,7 @@ import peers  # noqa: E402
 
 peer_docker = peers.peer_docker  # the session fixture: a private dockerd
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"  # ../shared beside the checkout
 
 pytestmark = pytest.mark.skipif(shutil.which("docker") is None and not Path("/usr/local/bin/docker").exists(),
                                 reason="needs the docker CLI")

@@ -20,7 +20,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-FIXTURE = Path("/work/shared/fixtures/layers.oci.tar")
+FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "layers.oci.tar"  # ../shared
 SKOPEO = shutil.which("skopeo")
 
 pytestmark = [

@@ -24,7 +24,7 @@ from berth.errors import NotFound
 from berth.images import ImageService
 from berth.images.archive import load
 
-FIXTURES = Path(os.environ.get("BERTH_FIXTURES", "/work/shared/fixtures"))
+FIXTURES = Path(os.environ.get("BERTH_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures"))
 pytestmark = [
     pytest.mark.skipif(not (FIXTURES / "layers.docker-save.tar").exists(), reason="no fixtures"),
     pytest.mark.skipif(os.geteuid() != 0, reason="layers keep owners: needs root"),

@@ -13,7 +13,7 @@ from berth.content import ContentStore
 from berth.errors import InvalidArgument, NotFound
 from berth.images import ImageService
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"  # ../shared beside the checkout
 
 
 def test_ingest_and_read(tmp_path):

@@ -17,7 +17,7 @@ import pytest
 from berth.errors import InvalidArgument, NotFound
 from berth.layers import LayerStore, chain_id
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"  # ../shared beside the checkout
 ROOT = os.geteuid() == 0
 
 
