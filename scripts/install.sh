@@ -5,13 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(busybox-static procps iproute2 util-linux)
-[ "${1:-}" = "--test" ] && pkgs+=(tmux runc skopeo docker-registry)
+[ "${1:-}" = "--test" ] && pkgs+=(tmux runc skopeo docker-registry docker.io)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
+  # Install services (docker.io, docker-registry) without starting them: tests start their own
+  # peers on their own sockets; a system dockerd would add a bridge and iptables rules.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
 fi
 
 PY=${PYTHON:-python3}

@@ -81,7 +81,6 @@ def test_export_of_a_real_container(c1, daemon):
     assert hard.islnk() and hard.linkname == "new"
 
 
-@pytest.mark.skipif(not (FIXTURES / "layers.docker-save.tar").exists(), reason="no fixtures")
 def test_loaded_docker_image_runs_like_docker(daemon, berth):
     """The fixture image made by real Docker, loaded, shows what layers.view.txt shows."""
     images = ImageService(daemon.data_root)

@@ -25,7 +25,6 @@ SKOPEO = shutil.which("skopeo")
 
 pytestmark = [
     pytest.mark.skipif(SKOPEO is None, reason="skopeo not installed (apt-get install -y skopeo)"),
-    pytest.mark.skipif(not FIXTURE.exists(), reason=f"{FIXTURE} missing"),
 ]
 
 

@@ -15,8 +15,6 @@ from berth.images import ImageService
 from berth.images.archive import load, save
 
 FIXTURES = Path(os.environ.get("BERTH_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures"))
-pytestmark = pytest.mark.skipif(not (FIXTURES / "layers.docker-save.tar").exists(),
-                                reason="no fixtures")
 
 
 def expected(name):
