@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from aiohttp import web
 
 from berth.api.app import add_route
-from berth.api.util import json_body, json_response, qbool
+from berth.api.util import json_body, json_response, qbool, spool_body
 from berth.containers.export import container_changes, export_container
 from berth.images.archive import load, plan_save, spool_dir, write_save
 from berth.images.commit import commit_container
@@ -91,18 +90,6 @@ async def stream_from_thread(request: web.Request, content_type: str,
     return resp
 
 
-async def _spool(request: web.Request, directory: Any) -> Any:
-    f = tempfile.TemporaryFile(dir=directory)
-    try:
-        async for chunk in request.content.iter_chunked(1 << 20):
-            await asyncio.to_thread(f.write, chunk)
-        f.seek(0)
-        return f
-    except BaseException:
-        f.close()
-        raise
-
-
 def register(router: web.UrlDispatcher, backends: Any) -> None:
     images = backends.images
     containers = backends.containers
@@ -119,7 +106,7 @@ def register(router: web.UrlDispatcher, backends: Any) -> None:
                                         lambda out: write_save(images, plan, out))
 
     async def load_images(request: web.Request) -> web.StreamResponse:
-        body = await _spool(request, await asyncio.to_thread(spool_dir, images))
+        body = await spool_body(request, await asyncio.to_thread(spool_dir, images))
         try:
             loaded = await asyncio.to_thread(load, images, body)
         finally:

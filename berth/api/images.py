@@ -5,28 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 from typing import Any
 
 from aiohttp import web
 
 from berth.api import registry
 from berth.api.app import add_route
-from berth.api.util import filters, json_response, qbool
+from berth.api.util import filters, json_response, qbool, spool_body
 from berth.errors import InvalidArgument, SystemError_
-
-
-async def _spool_body(request: web.Request, directory: str | None) -> Any:
-    """The request body (a tar, maybe chunked) in a temp file, rewound. The caller closes it."""
-    f = tempfile.TemporaryFile(dir=directory)
-    try:
-        async for chunk in request.content.iter_chunked(1 << 20):
-            await asyncio.to_thread(f.write, chunk)
-        f.seek(0)
-        return f
-    except BaseException:
-        f.close()
-        raise
 
 
 def register(router: web.UrlDispatcher, svc: Any) -> None:
@@ -35,7 +21,7 @@ def register(router: web.UrlDispatcher, svc: Any) -> None:
         if q.get("fromSrc") is not None:
             if q["fromSrc"] != "-":
                 raise SystemError_("importing from a URL is not supported: pipe the file instead")
-            body = await _spool_body(request, getattr(svc, "tmp_dir", None))
+            body = await spool_body(request, getattr(svc, "tmp_dir", None))
             try:
                 image_id = await asyncio.to_thread(
                     svc.import_image, body, q.get("repo") or None, q.get("tag") or None,

@@ -74,6 +74,22 @@ async def json_body(request: web.Request, optional: bool = True) -> dict[str, An
     return data
 
 
+async def spool_body(request: web.Request, directory: str | None) -> Any:
+    """The request body (a tar, maybe chunked) in an unnamed temp file, rewound; caller closes it."""
+    import asyncio
+    import tempfile
+
+    f = tempfile.TemporaryFile(dir=directory)
+    try:
+        async for chunk in request.content.iter_chunked(1 << 20):
+            await asyncio.to_thread(f.write, chunk)
+        f.seek(0)
+        return f
+    except BaseException:
+        f.close()
+        raise
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(
         body=json.dumps(data).encode() + b"\n", status=status, content_type="application/json"

@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from berth.units import human_duration
 from berth.util import ZERO_TIME, atomic_write_json, parse_rfc3339
 
 CREATED, RUNNING, PAUSED, RESTARTING, REMOVING, EXITED, DEAD = (
@@ -120,29 +121,3 @@ class Container:
         return f"{self.Path} {' '.join(args)}"
 
 
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration, the words Docker uses for ages and uptimes."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
