@@ -15,6 +15,12 @@ from berth.api.util import filters, json_response, qbool, spool_body
 from berth.errors import InvalidArgument, SystemError_
 
 
+def _event(svc: Any, action: str, image_id: str, name: str = "") -> None:
+    events = getattr(svc, "events", None)  # set by the daemon
+    if events is not None:
+        events.image(action, image_id, name)
+
+
 def register(router: web.UrlDispatcher, svc: Any) -> None:
     async def create(request: web.Request) -> web.StreamResponse:
         q = request.query
@@ -28,6 +34,7 @@ def register(router: web.UrlDispatcher, svc: Any) -> None:
                     q.getall("changes", []), q.get("message", ""))
             finally:
                 body.close()
+            _event(svc, "import", image_id)
             resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
             resp.enable_chunked_encoding()
             await resp.prepare(request)
@@ -54,13 +61,21 @@ def register(router: web.UrlDispatcher, svc: Any) -> None:
         return json_response(await asyncio.to_thread(svc.history, request.match_info["name"]))
 
     async def tag(request: web.Request) -> web.Response:
-        await asyncio.to_thread(svc.tag, request.match_info["name"], request.query.get("repo", ""),
-                                request.query.get("tag") or None)
+        name, repo, tag_ = request.match_info["name"], request.query.get("repo", ""), request.query.get("tag")
+        await asyncio.to_thread(svc.tag, name, repo, tag_ or None)
+        ref = svc.parse_ref(f"{repo}:{tag_}" if tag_ else repo)
+        _event(svc, "tag", await asyncio.to_thread(svc.resolve_id, name), ref.familiar_string())
         return web.Response(status=201)
 
     async def remove(request: web.Request) -> web.Response:
+        image_id = await asyncio.to_thread(svc.resolve_id, request.match_info["name"])
         result = await asyncio.to_thread(svc.remove, request.match_info["name"],
                                          qbool(request, "force"), not qbool(request, "noprune"))
+        for r in result:
+            if "Untagged" in r:
+                _event(svc, "untag", image_id, r["Untagged"])
+        if any(r.get("Deleted") == image_id for r in result):
+            _event(svc, "delete", image_id)
         return json_response(result)
 
     async def prune(request: web.Request) -> web.Response:

@@ -75,6 +75,7 @@ async def serve(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> None:
     await containers.recover()
     system = SystemService(cfg, containers, images, _detect_cgroups())
     system.events = events
+    images.events = events
     registry = RegistryService.from_config(cfg, images)
 
     app = make_app(Backends(containers=containers, images=images, system=system, registry=registry))
