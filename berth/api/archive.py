@@ -18,8 +18,10 @@ from aiohttp import web
 from berth.api.app import add_route
 from berth.api.util import json_body, json_response, qbool, spool_body
 from berth.containers.export import container_changes, export_container
-from berth.images.archive import load, plan_save, spool_dir, write_save
+from berth.images.archive_common import spool_dir
 from berth.images.commit import commit_container
+from berth.images.load import load
+from berth.images.save import plan_save, write_save
 
 _FLUSH = 256 << 10
 

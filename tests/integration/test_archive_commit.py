@@ -18,8 +18,8 @@ import pytest
 
 from berth.containers.export import container_changes, export_container
 from berth.images import ImageService
-from berth.images.archive import load
 from berth.images.commit import commit_container
+from berth.images.load import load
 
 FIXTURES = Path(os.environ.get("BERTH_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures"))
 

@@ -22,7 +22,7 @@ from berth.api import archive as routes
 from berth.api.app import error_middleware, version_middleware
 from berth.errors import NotFound
 from berth.images import ImageService
-from berth.images.archive import load
+from berth.images.load import load
 
 FIXTURES = Path(os.environ.get("BERTH_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures"))
 pytestmark = [

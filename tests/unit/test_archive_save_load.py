@@ -1,4 +1,4 @@
-"""images/archive.py: docker save / docker load against real Docker and skopeo archives."""
+"""images/save.py, images/load.py: docker save / docker load against real Docker and skopeo archives."""
 
 import gzip
 import hashlib
@@ -12,7 +12,8 @@ import pytest
 
 from berth.errors import InvalidArgument, NotFound
 from berth.images import ImageService
-from berth.images.archive import load, save
+from berth.images.load import load
+from berth.images.save import save
 
 FIXTURES = Path(os.environ.get("BERTH_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures"))
 
