@@ -14,9 +14,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from berth.images.archive import go_config
 from berth.images.config import apply_changes, canonical_json, rfc3339_nano
 from berth.images.reference import parse_repo_tag
+from berth.images.save import go_config
 from berth.layers.diff import CONTAINER_INIT_PATHS, EMPTY_LAYER_DIFF_ID, diff_tar
 
 

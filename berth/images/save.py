@@ -146,7 +146,7 @@ def v1_ids(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def _layer_tar(images: Any, cid: str, diff_id: str) -> tuple[BinaryIO, int]:
+def layer_tar(images: Any, cid: str, diff_id: str) -> tuple[BinaryIO, int]:
     """An open uncompressed layer tar and its size: the stored blob, or regenerated from the
     layer dir (only if that reproduces the diff id). Raises NotFound."""
     layer = images.layers.get(cid)
@@ -231,7 +231,7 @@ def write_save(images: Any, plan: list[SaveImage], out: BinaryIO) -> None:
             ti.type, ti.mode, ti.linkname = tarfile.SYMTYPE, 0o120777, payload
             w.add(ti)
         else:
-            f, size = _layer_tar(images, *payload)
+            f, size = layer_tar(images, *payload)
             try:
                 ti.mode, ti.size = 0o100644, size
                 w.add(ti, f)

@@ -213,9 +213,9 @@ class Pusher:
             return {"digest": digest, "size": size}
 
     def _compress(self, cid: str, diff_id: str) -> tuple[str, str, int]:
-        from berth.images.archive import _layer_tar  # the layer's uncompressed tar
+        from berth.images.save import layer_tar  # the layer's uncompressed tar
 
-        f, _ = _layer_tar(self.images, cid, diff_id)
+        f, _ = layer_tar(self.images, cid, diff_id)
         try:
             return gzip_file(f, getattr(self.images, "tmp_dir", None))
         finally:
