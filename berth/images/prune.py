@@ -67,6 +67,10 @@ def prune_images(images: Any, filters: dict[str, list[str]]) -> dict[str, Any]:
                 continue
             progress = True
     reclaimed = sum(sizes.get(d["Deleted"], 0) for d in deleted if "Deleted" in d)
+    # layers left by an interrupted pull or load (kept by start-up recovery for a retry)
+    for chain_id, size in images.prune_unused_layers():
+        deleted.append({"Deleted": chain_id})
+        reclaimed += size
     return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
 

@@ -398,15 +398,21 @@ class ImageService:
 
     # -- start-up ------------------------------------------------------------------------------
     def recover(self) -> list[str]:
-        """Start-up: drop temp files, incomplete layers and images, tags to missing images, and
-        layers no image uses (left by an import that crashed before its image was recorded)."""
-        removed = self.content.recover() + self.layers.recover() + self.store.recover()
+        """Start-up: drop temp files, incomplete layers and images, and tags to missing images.
+
+        Complete layers no image uses (a pull or load cut short by a crash) are kept, verified
+        as they are, so that the retry reuses them; ``prune_unused_layers`` reclaims them."""
+        return self.content.recover() + self.layers.recover() + self.store.recover()
+
+    def prune_unused_layers(self) -> list[tuple[str, int]]:
+        """Delete every layer (and its blob) that no image uses; returns (chain id, size) pairs."""
+        removed = []
         with self.store.lock:
             used = self._used_chains()
             for layer in self.layers.walk():
                 if layer.chain_id not in used:
                     self._delete_layer(layer.chain_id)
-                    removed.append(layer.chain_id)
+                    removed.append((layer.chain_id, layer.size))
         return removed
 
     def parse_ref(self, ref: str) -> Reference:

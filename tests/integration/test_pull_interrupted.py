@@ -432,6 +432,7 @@ def test_daemon_killed_mid_pull_leaves_no_half_image(own: Own, registry_factory,
     print(f"\nafter SIGKILL: {left}\nafter restart: {after_restart}\n"
           f"retry: layers reused {reused}, blobs fetched again {refetched}")
     assert f"Status: Downloaded newer image for {reg.ref}" in r.stdout
+    assert reused == [0, 1] and refetched == [2]  # completed layers survive the crash and are reused
     assert len(image_records(data)) == 1
     run = b.docker("run", "--rm", reg.ref, "md5sum", "/l2.bin", "/l3.bin")
     assert run.returncode == 0, run.stderr

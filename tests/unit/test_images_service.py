@@ -272,6 +272,8 @@ def test_recover(svc, tmp_path):
     svc2.recover()
     assert files(root, "content/ingest") == [] and files(root, "layers/tmp") == []
     assert not (root / "images" / ("d" * 64)).exists()
-    assert not svc2.layers.exists(orphan.chain_id)
+    assert svc2.layers.exists(orphan.chain_id)  # complete: kept for a retried pull or import
     assert list(svc2.store.refs()) == ["docker.io/bt/keep:latest"]
     assert svc2.resolve("bt/keep").id == a
+    assert [cid for cid, _ in svc2.prune_unused_layers()] == [orphan.chain_id]
+    assert not svc2.layers.exists(orphan.chain_id) and svc2.layers.exists(svc2.resolve(a).chain_id)

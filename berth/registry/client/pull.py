@@ -9,7 +9,7 @@ from returns EOF only after the download's size and digest were verified and the
 a bad blob therefore makes ``apply_tar`` fail and nothing of that layer is stored.
 
 Nothing is tagged until every layer is in place and the config verified. An interrupted pull
-leaves completed layers (reused by a retry; removed by start-up recovery if no image uses them)
+leaves completed layers (kept across a daemon restart and reused by a retry; `image prune` reclaims them)
 and no image. Download errors mid-stream are retried (3 times, resuming with ``Range``).
 """
 
