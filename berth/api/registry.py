@@ -1,4 +1,5 @@
-"""Routes for registries: ``POST /images/{name}/push``, ``POST /auth``; and the progress stream
+"""Routes for registries: ``POST /images/{name}/push``, ``POST /auth``, ``GET /images/search``
+(berth.registry.client.search); and the progress stream
 that pull (``POST /images/create?fromImage=``, in images.py) shares with push.
 
 The backend is a RegistryService (berth.registry.client). An error before the first progress
@@ -8,14 +9,15 @@ event is an HTTP error; after it, an in-band ``errorDetail`` line (see ENGINE-AP
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from berth.api.app import add_route
-from berth.api.util import json_body, json_response
-from berth.errors import SystemError_
+from berth.api.util import filters, json_body, json_response
+from berth.errors import InvalidArgument, SystemError_
 
 
 async def stream_progress(request: web.Request, events: AsyncIterator[dict[str, Any]]) -> web.StreamResponse:
@@ -61,5 +63,25 @@ def register(router: web.UrlDispatcher, svc: Any) -> None:
         body = await json_body(request)
         return json_response(await backend(request).login(body))
 
+    async def search(request: web.Request) -> web.Response:
+        # dockerd's getImagesSearch: limit as strconv.Atoi (a negative one fails later, on the
+        # range check), an unreadable X-Registry-Auth is ignored
+        from berth.registry.client import Credentials
+        from berth.registry.client.search import search as run_search
+
+        raw = request.query.get("limit", "")
+        if raw and not re.fullmatch(r"[+-]?[0-9]+", raw):
+            raise InvalidArgument(f"invalid limit specified: strconv.Atoi: parsing {json.dumps(raw)}: "
+                                  "invalid syntax")
+        limit = int(raw) if raw else 0
+        try:
+            creds = registry_auth(request)
+        except InvalidArgument:
+            creds = Credentials()
+        results = await run_search(backend(request).client, request.query.get("term", ""), limit,
+                                   filters(request), creds)
+        return json_response(results)
+
     add_route(router, "POST", "/images/{name:.+}/push", push)
     add_route(router, "POST", "/auth", auth)
+    add_route(router, "GET", "/images/search", search)

@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("registry", "push"),
     "login": ("registry", "login"),
     "logout": ("registry", "logout"),
+    "search": ("registry", "search"),
     "events": ("events", "events"),
     "inspect": ("system", "inspect"),
     "version": ("system", "version"),

@@ -1,4 +1,4 @@
-"""Registry verbs: pull, push, login, logout, and ``registry serve|gc`` (Berth's own registry)."""
+"""Registry verbs: pull, push, login, logout, search, and ``registry serve|gc`` (Berth's own registry)."""
 
 from __future__ import annotations
 
@@ -182,6 +182,91 @@ def logout(ctx: Context, argv: list[str]) -> int:
     return 0
 
 
+class SearchRow:
+    """One result of ``search`` with docker's formatter fields (``searchContext``)."""
+
+    def __init__(self, r: dict[str, Any], trunc: bool) -> None:
+        self.r = r
+        self.trunc = trunc
+
+    @property
+    def Name(self) -> str:  # noqa: N802 - template field names are docker's
+        return str(self.r.get("name") or "")
+
+    @property
+    def Description(self) -> str:  # noqa: N802
+        from berth.cli.formatting import ellipsis
+
+        desc = str(self.r.get("description") or "").replace("\n", " ").replace("\r", " ")
+        return ellipsis(desc, 45) if self.trunc else desc
+
+    @property
+    def StarCount(self) -> str:  # noqa: N802
+        return str(self.r.get("star_count") or 0)
+
+    @property
+    def IsOfficial(self) -> str:  # noqa: N802
+        return "[OK]" if self.r.get("is_official") is True else ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"Description": self.Description, "IsOfficial": "true" if self.IsOfficial else "false",
+                "Name": self.Name, "StarCount": self.StarCount}
+
+
+SEARCH_HEADERS = {"Name": "NAME", "Description": "DESCRIPTION", "StarCount": "STARS", "IsOfficial": "OFFICIAL"}
+SEARCH_TABLE = "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}"
+
+SEARCH = Command("search", "[OPTIONS] TERM", "Search Docker Hub for images", 1, 1)
+SEARCH.flag("filter", "f", "list", help="Filter output based on conditions provided", metavar="filter")
+SEARCH.flag("format", None, help="Pretty-print search using a Go template", metavar="string")
+SEARCH.flag("limit", None, "int", 0, help="Max number of search results")
+SEARCH.flag("no-trunc", None, "bool", help="Don't truncate output")
+
+
+def search_index(term: str) -> str:
+    """The registry a search term names (moby's ``splitReposSearchTerm``): ``docker.io`` unless
+    the first component looks like a host (``.``, ``:`` or ``localhost``)."""
+    first, sep, _ = term.partition("/")
+    if not sep or ("." not in first and ":" not in first and first != "localhost"):
+        return "docker.io"
+    return "docker.io" if first == "index.docker.io" else first
+
+
+def search(ctx: Context, argv: list[str]) -> int:
+    """``GET /images/search?term=&limit=&filters=`` with the index's stored credentials."""
+    import json
+
+    from berth.cli.auth import Reference, registry_auth_header
+
+    opts, (term,) = SEARCH.parse(argv)
+    filters: dict[str, dict[str, bool]] = {}
+    for item in opts.filter or []:  # docker's filters.ParseFlag
+        if not item:
+            continue
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise SEARCH.fail(f'invalid argument "{item}" for "-f, --filter" flag: '
+                              "bad format of filter (expected name=value)")
+        filters.setdefault(name.strip().lower(), {})[value.strip()] = True
+    if "is-automated" in filters:
+        ctx.err('WARNING: the "is-automated" filter is deprecated, and searching for "is-automated=true" '
+                "will not yield any results in future.\n")
+    params: dict[str, Any] = {"term": term}
+    if opts.limit > 0:
+        params["limit"] = str(opts.limit)
+    if filters:
+        params["filters"] = json.dumps(filters, separators=(",", ":"), sort_keys=True)
+    auth = registry_auth_header(Reference(search_index(term), "", "", ""))
+    results = ctx.client.call("GET", "/images/search", params, headers={"X-Registry-Auth": auth}) or []
+    rows = [SearchRow(r, not opts.no_trunc) for r in results if isinstance(r, dict)]
+    fmt = opts.format or "table"
+    if fmt == "table":
+        fmt = SEARCH_TABLE
+    from berth.cli.images import print_rows
+
+    return print_rows(ctx, fmt, rows, SEARCH_HEADERS)
+
+
 def registry(ctx: Context, argv: list[str]) -> int:
     """``berth registry serve|gc ...``: Berth's registry server, run in this process."""
     try:
@@ -197,4 +282,4 @@ def registry(ctx: Context, argv: list[str]) -> int:
         return int(e.code or 0)
 
 
-__all__ = ["APIError", "pull", "push", "login", "logout", "registry"]
+__all__ = ["APIError", "pull", "push", "login", "logout", "registry", "search"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from berth.registry.server import blob_routes, catalog_routes, manifest_routes
+from berth.registry.server import blob_routes, catalog_routes, manifest_routes, search_routes
 from berth.registry.server.auth import HtpasswdAuth
 from berth.registry.server.errors import RegistryError
 from berth.registry.server.storage import Storage, check_name
@@ -129,5 +129,6 @@ def create_app(root: str, htpasswd: str | None = None, realm: str = "Registry Re
     app = web.Application(middlewares=[_errors])
     app[REGISTRY] = Registry(storage, uploads, auth, delete_enabled)
     app.router.add_route("*", r"/v2{tail:(/.*)?}", _dispatch)
+    search_routes.register(app, app[REGISTRY])  # GET /v1/search
     app.on_response_prepare.append(_common_headers)
     return app
