@@ -94,6 +94,7 @@ DESCRIPTIONS = {
     "ps": "List containers",
     "pull": "Download an image from a registry",
     "push": "Upload an image to a registry",
+    "search": "Search Docker Hub for images",
     "images": "List images",
     "login": "Authenticate to a registry",
     "logout": "Log out from a registry",
