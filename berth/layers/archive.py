@@ -136,39 +136,61 @@ def _clean(name: str, what: str) -> list[str]:
 
 
 class _Unpacker:
+    """Applies tar members under one directory, never following a symlink out of it.
+
+    Directory fds are cached by path (tar members come grouped by directory), so most members
+    cost one ``openat`` of their own; any member that removes or replaces a path drops the
+    cached fds at and below it, so a later member can never write through a stale one."""
+
+    _CACHE = 256
+
     def __init__(self, dest: str):
         self.root_fd = os.open(dest, _DIR_FLAGS)
         self.size = 0
+        self._dirs: dict[tuple[str, ...], int] = {}
 
     def close(self) -> None:
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs.clear()
         os.close(self.root_fd)
 
-    def open_dir(self, parts: list[str], create: bool, member: str) -> int:
-        """Open the directory ``parts`` inside the layer without following any symlink."""
-        fd = os.dup(self.root_fd)
-        try:
-            for p in parts:
-                try:
-                    nfd = os.open(p, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    os.mkdir(p, 0o755, dir_fd=fd)
-                    nfd = os.open(p, _DIR_FLAGS, dir_fd=fd)
-                except OSError as e:
-                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise InvalidArgument(
-                            f"invalid layer tar: {member!r} would be written through a symlink "
-                            f"or non-directory {p!r}") from None
-                    raise
-                os.close(fd)
-                fd = nfd
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
+    def _forget(self, parts: tuple[str, ...]) -> None:
+        """Drop cached directory fds at or below ``parts`` (it is being removed or replaced)."""
+        n = len(parts)
+        for key in [k for k in self._dirs if k[:n] == parts]:
+            os.close(self._dirs.pop(key))
 
-    def _remove(self, dfd: int, name: str, keep_dir: bool) -> None:
+    def open_dir(self, parts: list[str], create: bool, member: str) -> int:
+        """Open the directory ``parts`` inside the layer without following any symlink.
+        Returns a new fd the caller closes."""
+        key = tuple(parts)
+        depth = len(key)
+        while depth and key[:depth] not in self._dirs:
+            depth -= 1
+        fd = self._dirs[key[:depth]] if depth else self.root_fd
+        for i in range(depth, len(key)):
+            p = key[i]
+            try:
+                nfd = os.open(p, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(p, 0o755, dir_fd=fd)
+                nfd = os.open(p, _DIR_FLAGS, dir_fd=fd)
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise InvalidArgument(
+                        f"invalid layer tar: {member!r} would be written through a symlink "
+                        f"or non-directory {p!r}") from None
+                raise
+            if len(self._dirs) >= self._CACHE:
+                os.close(self._dirs.pop(next(iter(self._dirs))))
+            self._dirs[key[: i + 1]] = nfd
+            fd = nfd
+        return os.dup(fd)
+
+    def _remove(self, dfd: int, name: str, keep_dir: bool, path: tuple[str, ...]) -> None:
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         except FileNotFoundError:
@@ -176,8 +198,10 @@ class _Unpacker:
         if stat.S_ISDIR(st.st_mode):
             if keep_dir:
                 return
+            self._forget(path)
             shutil.rmtree(name, dir_fd=dfd)
         else:
+            self._forget(path)
             os.unlink(name, dir_fd=dfd)
 
     def apply(self, tf: tarfile.TarFile, ti: tarfile.TarInfo) -> None:
@@ -196,22 +220,39 @@ class _Unpacker:
                 target = base[len(WHITEOUT_PREFIX):]
                 if target in ("", ".", ".."):
                     raise InvalidArgument(f"invalid layer tar: bad whiteout {ti.name!r}")
-                self._remove(dfd, target, keep_dir=False)
+                self._remove(dfd, target, False, (*parts[:-1], target))
                 os.mknod(target, 0o600 | stat.S_IFCHR, os.makedev(0, 0), dir_fd=dfd)
                 os.chown(target, ti.uid, ti.gid, dir_fd=dfd, follow_symlinks=False)
                 return
-            self._create(tf, ti, dfd, base)
+            self._create(tf, ti, dfd, base, tuple(parts))
         finally:
             os.close(dfd)
 
-    def _create(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, dfd: int, base: str) -> None:
-        self._remove(dfd, base, keep_dir=ti.isdir())
+    def _create(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, dfd: int, base: str,
+                path: tuple[str, ...]) -> None:
+        """Create the member; an existing entry is replaced only when creation finds it there
+        (members of a fresh layer rarely collide, so no stat comes first)."""
+        for attempt in (0, 1):
+            try:
+                self._create_once(tf, ti, dfd, base)
+                return
+            except FileExistsError:
+                if attempt:
+                    raise
+                self._remove(dfd, base, keep_dir=False, path=path)
+
+    def _create_once(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, dfd: int, base: str) -> None:
         if ti.isdir():
             try:
                 os.mkdir(base, 0o700, dir_fd=dfd)
             except FileExistsError:
                 pass
-            fd = os.open(base, _DIR_FLAGS, dir_fd=dfd)
+            try:
+                fd = os.open(base, _DIR_FLAGS, dir_fd=dfd)
+            except OSError as e:
+                if e.errno in (errno.ENOTDIR, errno.ELOOP):  # a non-directory is in the way
+                    raise FileExistsError(e.errno, e.strerror) from None
+                raise
             try:
                 self._meta_fd(fd, ti)
             finally:
@@ -317,7 +358,7 @@ def unpack_layer(src: BinaryIO, dest: str) -> UnpackResult:
     dirs: list[tuple[list[str], tarfile.TarInfo]] = []
     try:
         try:
-            tf = tarfile.open(fileobj=hr, mode="r|")  # type: ignore[call-overload]
+            tf = tarfile.open(fileobj=hr, mode="r|", bufsize=1 << 16)  # type: ignore[call-overload]
             for ti in tf:
                 up.apply(tf, ti)
                 if ti.isdir():
