@@ -222,7 +222,13 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
         except (BrokenPipeError, OSError):
             _silence_stdout()
-        sys.exit(code)
+        try:
+            sys.stderr.flush()
+        except OSError:
+            pass
+        # Skip the interpreter's teardown (module cleanup, GC: ~10 ms here): everything the
+        # command had to say is written, and it holds nothing else that needs closing.
+        os._exit(code)
     return code
 
 
