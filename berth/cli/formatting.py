@@ -5,14 +5,13 @@ Only pure functions over values; nothing here talks to the daemon.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterable
 
 from berth.units import human_duration
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 
@@ -111,6 +110,7 @@ def short_id(ident: str) -> str:
 
 def go_quote(s: str) -> str:
     """``strconv.Quote`` (close enough: JSON string syntax with printable unicode kept)."""
+    import json
     return json.dumps(s, ensure_ascii=False)
 
 
@@ -140,6 +140,7 @@ def go_str(v: Any) -> str:
 
 def _json(v: Any) -> str:
     """Go's ``json.Marshal``: compact, ``<>&`` escaped; row objects as their sorted fields."""
+    import json
     if hasattr(v, "as_dict"):
         v = dict(sorted(v.as_dict().items()))
     return json.dumps(v, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c").replace(
@@ -238,6 +239,7 @@ def _field(obj: Any, name: str) -> Any:
 
 
 def _eval_operand(tok: str, dot: Any, variables: dict[str, Any]) -> Any:
+    import json
     if tok.startswith('"'):
         return json.loads(tok)
     if tok.startswith("`"):

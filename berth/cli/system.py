@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
 def print_inspect(ctx: Context, found: list[Any], errors: list[str], fmt: str | None) -> int:
     """Print inspect results like docker (a 4-space indented JSON array, or one template line
     per object) and the errors after them; returns the exit status."""
+    import json
     if fmt:
         try:
             tmpl = Template(fmt)
@@ -134,6 +134,7 @@ INFO.flag("format", "f", help="Format output using a custom template")
 
 
 def info(ctx: Context, argv: list[str]) -> int:
+    import json
     opts, _ = INFO.parse(argv)
     data = ctx.client.call("GET", "/info") or {}
     if opts.format:
