@@ -265,13 +265,13 @@ def test_images_table(daemon: FakeDaemon) -> None:
     daemon.images = [{"Id": "sha256:" + "c" * 64, "RepoTags": ["busybox:latest", "bt/x:v1"], "RepoDigests": None,
                       "Created": int(time.time()) - 120, "Size": 4261574},
                      {"Id": "sha256:" + "d" * 64, "RepoTags": None, "RepoDigests": None,
-                      "Created": int(time.time()) - 5, "Size": 0}]
+                      "Created": int(time.time()) - 300, "Size": 0}]
     p = berth(daemon, "images")
     assert p.stdout.decode() == (
         "REPOSITORY   TAG       IMAGE ID       CREATED         SIZE\n"
         "busybox      latest    cccccccccccc   2 minutes ago   4.26MB\n"
         "bt/x         v1        cccccccccccc   2 minutes ago   4.26MB\n"
-        "<none>       <none>    dddddddddddd   5 seconds ago   0B\n")
+        "<none>       <none>    dddddddddddd   5 minutes ago   0B\n")
     p = berth(daemon, "image", "ls", "-q")
     assert p.stdout.decode().split() == ["cccccccccccc"] * 2 + ["dddddddddddd"]
 
@@ -280,12 +280,12 @@ def test_ps_table(daemon: FakeDaemon) -> None:
     import time
 
     daemon.containers = [{"Id": "e" * 64, "Names": ["/web"], "Image": "busybox", "ImageID": "sha256:" + "c" * 64,
-                          "Command": "sleep 100000000000000", "Created": int(time.time()) - 3,
+                          "Command": "sleep 100000000000000", "Created": int(time.time()) - 150,
                           "Ports": [], "State": "running", "Status": "Up 2 seconds"}]
     p = berth(daemon, "ps")
     assert p.stdout.decode() == (
         "CONTAINER ID   IMAGE     COMMAND                  CREATED         STATUS         PORTS     NAMES\n"
-        'eeeeeeeeeeee   busybox   "sleep 1000000000000…"   3 seconds ago   Up 2 seconds             web\n')
+        'eeeeeeeeeeee   busybox   "sleep 1000000000000…"   2 minutes ago   Up 2 seconds             web\n')
     p = berth(daemon, "ps", "-a", "--format", "{{.Names}}\t{{.Status}}", "-f", "status=running")
     assert p.stdout.decode() == "web\tUp 2 seconds\n"
     q = [q for m, p, q, _ in daemon.requests if p.endswith("/containers/json")][-1]
