@@ -135,6 +135,20 @@ def _clean(name: str, what: str) -> list[str]:
     return parts
 
 
+def _read_umask() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+_UMASK = _read_umask()
+
+
 class _Unpacker:
     """Applies tar members under one directory, never following a symlink out of it.
 
@@ -148,6 +162,8 @@ class _Unpacker:
         self.root_fd = os.open(dest, _DIR_FLAGS)
         self.size = 0
         self._dirs: dict[tuple[str, ...], int] = {}
+        self._setgid: dict[tuple[str, ...], bool] = {}  # a setgid dir gives new files its group
+        self._parent_setgid = False
 
     def close(self) -> None:
         for fd in self._dirs.values():
@@ -160,6 +176,8 @@ class _Unpacker:
         n = len(parts)
         for key in [k for k in self._dirs if k[:n] == parts]:
             os.close(self._dirs.pop(key))
+        for key in [k for k in self._setgid if k[:n] == parts]:
+            del self._setgid[key]
 
     def open_dir(self, parts: list[str], create: bool, member: str) -> int:
         """Open the directory ``parts`` inside the layer without following any symlink.
@@ -224,7 +242,14 @@ class _Unpacker:
                 os.mknod(target, 0o600 | stat.S_IFCHR, os.makedev(0, 0), dir_fd=dfd)
                 os.chown(target, ti.uid, ti.gid, dir_fd=dfd, follow_symlinks=False)
                 return
+            parent = tuple(parts[:-1])
+            setgid = self._setgid.get(parent)
+            if setgid is None:
+                setgid = self._setgid[parent] = bool(os.fstat(dfd).st_mode & stat.S_ISGID)
+            self._parent_setgid = setgid
             self._create(tf, ti, dfd, base, tuple(parts))
+            if ti.isdir():
+                self._setgid.pop(tuple(parts), None)  # its mode was just set
         finally:
             os.close(dfd)
 
@@ -281,18 +306,33 @@ class _Unpacker:
                 os.close(sfd)
             return
         if ti.isreg():
+            mode = ti.mode & 0o7777
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o600, dir_fd=dfd)
+                         mode & 0o777, dir_fd=dfd)
             try:
-                src = tf.extractfile(ti)
-                assert src is not None
-                while True:
-                    chunk = src.read(_CHUNK)
-                    if not chunk:
-                        break
-                    _write_all(fd, chunk)
+                if ti.issparse():
+                    src = tf.extractfile(ti)
+                    assert src is not None
+                    while chunk := src.read(_CHUNK):
+                        _write_all(fd, chunk)
+                else:  # straight from the stream: tarfile's per-member file object is costly
+                    remaining = ti.size
+                    while remaining:
+                        chunk = tf.fileobj.read(min(_CHUNK, remaining))
+                        if not chunk:
+                            raise EOFError(f"unexpected end of data in {ti.name!r}")
+                        _write_all(fd, chunk)
+                        remaining -= len(chunk)
                 self.size += ti.size
-                self._meta_fd(fd, ti)
+                # A new file is root's, with the mode given less the umask: only what differs
+                # needs a syscall (most members of a layer need neither chown nor chmod).
+                if ti.uid or ti.gid or self._parent_setgid:
+                    os.fchown(fd, ti.uid, ti.gid)
+                    os.fchmod(fd, mode)  # after chown, which clears setuid/setgid
+                elif mode != mode & 0o777 & ~_UMASK:
+                    os.fchmod(fd, mode)
+                if ti.pax_headers:
+                    self._xattrs(fd, ti, follow=True)
                 os.utime(fd, (ti.mtime, ti.mtime))
             finally:
                 os.close(fd)
