@@ -11,12 +11,12 @@ from berth.cli.formatting import (
     ellipsis,
     go_quote,
     human_size,
-    render_rows,
     short_id,
     since,
     tabwrite,
     unix_to_local,
 )
+from berth.cli.listing import print_list
 from berth.client.api import APIError, quote_path
 
 TYPE_CHECKING = False
@@ -187,27 +187,8 @@ def ps(ctx: Context, argv: list[str]) -> int:
         params.append(("filters", filters))
     containers = ctx.client.call("GET", "/containers/json", params) or []
     rows = [ContainerRow(c, not opts.no_trunc) for c in containers]
-    fmt = opts.format
-    if opts.quiet and not fmt:
-        ctx.out("".join(r.ID + "\n" for r in rows))
-        return 0
-    if fmt == "json":
-        from berth.cli.formatting import json_line
-
-        ctx.out("".join(json_line(r.as_dict()) + "\n" for r in rows))
-        return 0
-    if fmt and fmt != "table":
-        from berth.cli.formatting import TemplateError
-
-        try:
-            ctx.out(render_rows(fmt, rows, PS_HEADERS))
-        except TemplateError as e:
-            raise CLIError(str(e), 1) from None
-        return 0
     cols = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"] + (["Size"] if opts.size else [])
-    table = [[PS_HEADERS[c] for c in cols]] + [[getattr(r, c) for c in cols] for r in rows]
-    ctx.out(tabwrite(table))
-    return 0
+    return print_list(ctx, rows, opts.format, opts.quiet, PS_HEADERS, cols)
 
 
 def _each(ctx: Context, refs: list[str], action) -> int:  # noqa: ANN001

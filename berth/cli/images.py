@@ -6,7 +6,8 @@ import sys
 
 from berth.cli.context import CLIError, Context
 from berth.cli.flags import Command
-from berth.cli.formatting import ellipsis, human_size, render_rows, short_id, since, tabwrite, unix_to_local
+from berth.cli.formatting import ellipsis, human_size, render_rows, short_id, since, unix_to_local
+from berth.cli.listing import print_list
 from berth.client.api import APIError, quote_path
 
 TYPE_CHECKING = False
@@ -129,27 +130,8 @@ def images(ctx: Context, argv: list[str]) -> int:
         params.append(("filters", f))
     data = ctx.client.call("GET", "/images/json", params) or []
     rows = image_rows(data, not opts.no_trunc)
-    fmt = opts.format
-    if opts.quiet and not fmt:
-        ctx.out("".join(r.ID + "\n" for r in rows))
-        return 0
-    if fmt == "json":
-        from berth.cli.formatting import json_line
-
-        ctx.out("".join(json_line(r.as_dict()) + "\n" for r in rows))
-        return 0
-    if fmt and fmt != "table":
-        from berth.cli.formatting import TemplateError
-
-        try:
-            ctx.out(render_rows(fmt, rows, IMAGE_HEADERS))
-        except TemplateError as e:
-            raise CLIError(str(e), 1) from None
-        return 0
     cols = ["Repository", "Tag"] + (["Digest"] if opts.digests else []) + ["ID", "CreatedSince", "Size"]
-    table = [[IMAGE_HEADERS[c] for c in cols]] + [[getattr(r, c) for c in cols] for r in rows]
-    ctx.out(tabwrite(table))
-    return 0
+    return print_list(ctx, rows, opts.format, opts.quiet, IMAGE_HEADERS, cols)
 
 
 IMAGE_INSPECT = Command("image inspect", "[OPTIONS] IMAGE [IMAGE...]", "Display detailed information on one or more images", 1)
