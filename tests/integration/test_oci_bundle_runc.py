@@ -51,8 +51,15 @@ def _bundle(tmp_path: Path, busybox_tar: Path, cmd: list[str]) -> tuple[Path, st
 def test_runc_runs_berths_bundle(tmp_path: Path, busybox_tar: Path) -> None:
     cdir, script = _bundle(tmp_path, busybox_tar, ["sh", "-c", "echo $FOO; hostname; ps -o pid,comm; "
                                                    "cat /proc/self/status | grep CapEff; echo hi > /new"])
-    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    try:
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    finally:  # runc removes the container's cgroup; the parent it made for it is ours to remove
+        for parent in Path("/sys/fs/cgroup").glob("*/berth-runc"):
+            try:
+                parent.rmdir()
+            except OSError:
+                pass
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert lines[0] == "bar"
