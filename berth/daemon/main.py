@@ -109,6 +109,17 @@ async def serve(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> None:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+        _remove_cgroup_parent()
+
+
+def _remove_cgroup_parent() -> None:
+    """Remove the /berth cgroup parents if no container is left in them (v1: one per controller)."""
+    root = Path("/sys/fs/cgroup")
+    for parent in [*root.glob("*/berth"), root / "berth"]:
+        try:
+            parent.rmdir()
+        except OSError:
+            pass  # still has running containers, or not there
 
 
 def main(argv: list[str] | None = None) -> None:
