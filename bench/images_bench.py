@@ -25,21 +25,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-import peers  # noqa: E402  (tests/peers.py: the private dockerd, and run_bench's helpers as peers.rb)
+sys.path.insert(0, str(REPO / "bench"))
+import common  # noqa: E402  (bench/common.py)
 
-rb = peers.rb
-log = rb.log
+peers, rb = common.import_peers()  # (tests/peers.py: the private dockerd, and run_bench's helpers as peers.rb)
+log = common.log
 
 WRITE_50 = "mkdir -p /data && for i in $(seq 1 10); do dd if=/dev/urandom of=/data/f$i bs=1M count=5 2>/dev/null; done"
 WRITE_100 = "mkdir -p /data && for i in $(seq 1 20); do dd if=/dev/urandom of=/data/f$i bs=1M count=5 2>/dev/null; done"
@@ -96,30 +93,14 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="n=1")
     args = ap.parse_args()
     n = 1 if args.quick else args.n
-    if os.geteuid() != 0:
-        print("images_bench.py needs root", file=sys.stderr)
+    if not common.is_root("images_bench.py"):
         return 2
 
-    base = Path(tempfile.mkdtemp(prefix="ib-", dir="/tmp"))
-    cleanup = rb.Cleanup()
-
-    def remove_base() -> None:
-        for mp in sorted(rb.mounts_under(str(base)), key=len, reverse=True):
-            log(f"unmounting leftover {mp}")
-            subprocess.run(["umount", "-l", mp], capture_output=True)
-        still = rb.mounts_under(str(base))
-        if still:
-            raise RuntimeError(f"mounts still under {base}: {still}")
-        shutil.rmtree(base, ignore_errors=True)
-    cleanup.add("remove temp dir", remove_base)
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
+    base, cleanup = common.temp_dir("ib-")
 
     engines: list[Eng] = []
-    rc = 0
-    try:
+    with common.Run(cleanup, base, lambda: [f for e in engines for f in e.failures],
+                    "ok (containers and images removed, daemons stopped, no mounts, temp dir gone)") as run:
         tar = rb.make_busybox_tar(base / "busybox.tar")
         cli = rb.docker_cli_path()
         log(f"temp dir {base}; starting berthd")
@@ -228,26 +209,7 @@ def main() -> int:
         for label, series in (("commit 50 MB", commit50), ("save", save), ("load", load)):
             for name in ("berth", "docker"):
                 print(f"  {label:13} {name:6} " + " ".join(f"{x:.2f}" for x in series[name]))
-    except KeyboardInterrupt as e:
-        log(f"interrupted ({e}); cleaning up")
-        rc = 130
-    except Exception as e:  # noqa: BLE001
-        log(f"FAILED: {type(e).__name__}: {e}")
-        rc = 1
-    finally:
-        failures = [f for e in engines for f in e.failures]
-        problems = cleanup.run()
-        if base.exists():
-            problems.append(f"{base} still exists")
-        print()
-        print("Command failures:", "none" if not failures else "")
-        for f in failures:
-            print(f"  {f}")
-        print("Cleanup:", "ok (containers and images removed, daemons stopped, no mounts, temp dir gone)"
-              if not problems else "; ".join(problems))
-        if problems and rc == 0:
-            rc = 1
-    return rc
+    return run.rc
 
 
 if __name__ == "__main__":

@@ -47,11 +47,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-import peers  # noqa: E402  (tests/peers.py: the private dockerd, registries, run_bench's helpers)
+sys.path.insert(0, str(REPO / "bench"))
+import common  # noqa: E402  (bench/common.py)
 
-rb = peers.rb
-log = rb.log
+peers, rb = common.import_peers()  # (tests/peers.py: the private dockerd, registries, run_bench's helpers)
+log = common.log
 IMAGE = "bench/deb:1"
 MB = 1e6
 
@@ -450,32 +450,16 @@ def main() -> int:
                          "the engines' own costs without the disk's")
     args = ap.parse_args()
     n = 1 if args.quick else args.n
-    if os.geteuid() != 0:
-        print("registry_bench.py needs root", file=sys.stderr)
+    if not common.is_root("registry_bench.py"):
         return 2
 
-    base = Path(tempfile.mkdtemp(prefix="rgb-", dir="/tmp"))
-    cleanup = rb.Cleanup()
+    base, cleanup = common.temp_dir("rgb-")
     if args.tmpfs:
         subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=8g", "rgb-bench", str(base)], check=True)
 
-    def remove_base() -> None:
-        for mp in sorted(rb.mounts_under(str(base)), key=len, reverse=True):
-            log(f"unmounting leftover {mp}")
-            subprocess.run(["umount", "-l", mp], capture_output=True)
-        still = rb.mounts_under(str(base))
-        if still:
-            raise RuntimeError(f"mounts still under {base}: {still}")
-        shutil.rmtree(base, ignore_errors=True)
-    cleanup.add("remove temp dir", remove_base)
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
-
     engines: list[Eng] = []
-    rc = 0
-    try:
+    with common.Run(cleanup, base, lambda: [f for e in engines for f in e.failures],
+                    "ok (images removed, registries and daemons stopped, no mounts, temp dir gone)") as run:
         tar = base / "rootfs.tar"
         if args.rootfs_tar:
             shutil.copy(args.rootfs_tar, tar)
@@ -624,26 +608,7 @@ def main() -> int:
                       f"wall with the sampler attached):")
                 for line in profile_lines[label]:
                     print("  " + line)
-    except KeyboardInterrupt as e:
-        log(f"interrupted ({e}); cleaning up")
-        rc = 130
-    except Exception as e:  # noqa: BLE001
-        log(f"FAILED: {type(e).__name__}: {e}")
-        rc = 1
-    finally:
-        failures = [f for e in engines for f in e.failures]
-        problems = cleanup.run()
-        if base.exists():
-            problems.append(f"{base} still exists")
-        print()
-        print("Command failures:", "none" if not failures else "")
-        for f in failures:
-            print(f"  {f}")
-        print("Cleanup:", "ok (images removed, registries and daemons stopped, no mounts, temp dir gone)"
-              if not problems else "; ".join(problems))
-        if problems and rc == 0:
-            rc = 1
-    return rc
+    return run.rc
 
 
 if __name__ == "__main__":

@@ -36,19 +36,18 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402  (bench/common.py)
+from common import Cleanup, log, mounts_under  # noqa: E402,F401  (tests/peers.py uses them as rb.*)
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
 TARGET_RATIO = 0.2
 MEM_CONTAINERS = 10
-
-
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,26 +113,24 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
-def vm_rss_kib(pid: int) -> int:
+def _kib_field(path: str, key: str) -> int:
+    """The KiB figure of the line "KEY ..." in a /proc file, 0 if the file or line is missing."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def vm_rss_kib(pid: int) -> int:
+    return _kib_field(f"/proc/{pid}/status", "VmRSS:")
 
 
 def pss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return _kib_field(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def socket_owner_pids(path: str, netns_of: int = 0) -> set[int]:
@@ -165,16 +162,6 @@ def socket_owner_pids(path: str, netns_of: int = 0) -> set[int]:
         except OSError:
             continue
     return pids
-
-
-def mounts_under(base: str) -> list[str]:
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].replace("\\040", " ")
-            if mp == base or mp.startswith(base.rstrip("/") + "/"):
-                out.append(mp)
-    return out
 
 
 def wait_gone(pids: list[int], timeout: float) -> list[int]:
@@ -294,27 +281,6 @@ def api_run_rm(eng: Engine) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # Daemons
-
-
-class Cleanup:
-    """Everything to undo, run in reverse order, each step guarded."""
-
-    def __init__(self) -> None:
-        self.steps: list[tuple[str, object]] = []
-
-    def add(self, what: str, fn) -> None:
-        self.steps.append((what, fn))
-
-    def run(self) -> list[str]:
-        problems = []
-        while self.steps:
-            what, fn = self.steps.pop()
-            try:
-                fn()
-            except Exception as e:  # noqa: BLE001 - cleanup goes on regardless
-                problems.append(f"{what}: {type(e).__name__}: {e}")
-                log(f"cleanup step {what!r} failed: {e}")
-        return problems
 
 
 def wait_for_socket(path: str, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
@@ -640,28 +606,10 @@ def main() -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = ap.parse_args()
     n = args.n or (5 if args.quick else 20)
-    if os.geteuid() != 0:
-        print("run_bench.py needs root", file=sys.stderr)
+    if not common.is_root("run_bench.py"):
         return 2
 
-    base = Path(tempfile.mkdtemp(prefix="bb-", dir="/tmp"))
-    cleanup = Cleanup()
-
-    def remove_base() -> None:
-        left = mounts_under(str(base))
-        for mp in sorted(left, key=len, reverse=True):
-            log(f"unmounting leftover {mp}")
-            subprocess.run(["umount", "-l", mp], capture_output=True)
-        still = mounts_under(str(base))
-        if still:
-            raise RuntimeError(f"mounts still under {base}: {still}")
-        shutil.rmtree(base, ignore_errors=True)
-    cleanup.add("remove temp dir", remove_base)
-    leaked_mounts: list[str] = []
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
+    base, cleanup = common.temp_dir("bb-")
 
     results: dict = {"n": n, "warmup": args.warmup, "pyc": bool(args.pyc),
                      "dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))}
@@ -782,30 +730,18 @@ def main() -> int:
         report(results, n, args.warmup)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
-    except KeyboardInterrupt as e:
-        log(f"interrupted ({e}); cleaning up")
-        rc = 130
-    except Exception as e:  # noqa: BLE001
-        log(f"FAILED: {type(e).__name__}: {e}")
-        rc = 1
+    except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001
+        rc = common.failed(e)
     finally:
         all_failures = [f for e in started for f in e.failures]
-        problems = cleanup.run()
-        if os.path.exists(base):
-            problems.append(f"{base} still exists")
-        leaked_mounts = mounts_under(str(base))
-        if leaked_mounts:
-            problems.append(f"mounts left: {leaked_mounts}")
+        problems = common.run_cleanup(cleanup, base, check_mounts=True)
         print()
         print("Command failures during the benchmark:")
         if not all_failures:
             print("  none")
         for f in all_failures:
             print(f"  `{f.engine} {' '.join(f.argv)}` -> exit {f.returncode}: {f.stderr[:500]}")
-        print("Cleanup:", "ok (containers removed, daemons stopped, no mounts, temp dir gone)"
-              if not problems else "; ".join(problems))
-        if problems and rc == 0:
-            rc = 1
+        rc = common.cleanup_verdict(rc, problems, "ok (containers removed, daemons stopped, no mounts, temp dir gone)")
     return rc
 
 
