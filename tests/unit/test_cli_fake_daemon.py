@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from test_cli_fake_engine import read_body
 
 CID = "a" * 64
 
@@ -46,17 +47,7 @@ class FakeDaemon:
                 pass
 
             def _body(self) -> bytes:
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    out = b""
-                    while True:
-                        size = int(self.rfile.readline().strip(), 16)
-                        if size == 0:
-                            self.rfile.readline()
-                            return out
-                        out += self.rfile.read(size)
-                        self.rfile.readline()
-                n = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(n) if n else b""
+                return read_body(self)
 
             def _reply(self, status: int, obj: object = None, raw: bytes | None = None) -> None:
                 data = raw if raw is not None else (b"" if obj is None else json.dumps(obj).encode())

@@ -51,6 +51,21 @@ def stream(*items: Any) -> Stream:
     return Stream(list(items))
 
 
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """A request body as the CLI sends it: with Content-Length, or chunked (tar uploads)."""
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        out = b""
+        while True:
+            size = int(handler.rfile.readline().strip(), 16)
+            if size == 0:
+                handler.rfile.readline()
+                return out
+            out += handler.rfile.read(size)
+            handler.rfile.readline()
+    n = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(n) if n else b""
+
+
 @dataclass
 class FakeEngine:
     path: str
@@ -67,17 +82,7 @@ class FakeEngine:
                 pass
 
             def _body(self) -> bytes:
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    out = b""
-                    while True:
-                        size = int(self.rfile.readline().strip(), 16)
-                        if size == 0:
-                            self.rfile.readline()
-                            return out
-                        out += self.rfile.read(size)
-                        self.rfile.readline()
-                n = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(n) if n else b""
+                return read_body(self)
 
             def _send(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
